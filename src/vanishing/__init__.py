@@ -1,0 +1,1 @@
+"""A reproducible study of vanishing gradients in deep MLPs."""
