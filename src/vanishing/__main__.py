@@ -1,0 +1,5 @@
+import sys
+
+from vanishing.cli import main
+
+sys.exit(main())

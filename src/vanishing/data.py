@@ -1,0 +1,112 @@
+"""The data sets, split once and for all, held as tensors.
+
+Both data sets are produced on this machine: sklearn ships the 8x8 digits (1797 examples,
+64 features, 10 classes) and the ``mnist1d`` package generates MNIST-1D (40 features, 10 classes)
+with its own seeded generator. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vanishing.config import DataConfig
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Standardised features and labels of each split, plus the fixed probe batch.
+
+    ``x_*`` are float32 tensors of shape (N, input_dim); ``y_*`` int64 of shape (N,).
+    ``probe`` indexes rows of the training split: the same examples for every run.
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    probe: torch.Tensor
+    n_classes: int
+
+    @property
+    def input_dim(self) -> int:
+        return self.x_train.shape[1]
+
+    @property
+    def input_second_moment(self) -> float:
+        """Mean of x^2 over training examples and features (about 1 after standardising)."""
+        return float((self.x_train.double() ** 2).mean())
+
+    def to(self, device) -> Splits:
+        moved = {k: v.to(device) for k, v in vars(self).items() if isinstance(v, torch.Tensor)}
+        return Splits(**moved, n_classes=self.n_classes)
+
+
+def raw_dataset(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Features (N, D) float64 and labels (N,) int64 of the whole data set."""
+    if cfg.name == "digits":
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        return bunch.data.astype(np.float64), bunch.target.astype(np.int64)
+    if cfg.name == "mnist1d":
+        from mnist1d.data import get_dataset_args, make_dataset
+
+        args = get_dataset_args()
+        args.num_samples = cfg.mnist1d_samples
+        args.seed = cfg.split_seed
+        d = make_dataset(args)  # generated from templates; the URL in args is never used
+        x = np.concatenate([d["x"], d["x_test"]]).astype(np.float64)
+        y = np.concatenate([d["y"], d["y_test"]]).astype(np.int64)
+        return x, y
+    raise ValueError(f"data.name must be 'digits' or 'mnist1d', got {cfg.name!r}")
+
+
+def load_splits(cfg: DataConfig, probe_size: int) -> Splits:
+    """Stratified train/val/test split, standardised with training statistics.
+
+    Features that are constant on the training split (some digit pixels) stay 0.
+    """
+    from sklearn.model_selection import train_test_split
+
+    x, y = raw_dataset(cfg)
+    idx = np.arange(len(y))
+    held = cfg.val_fraction + cfg.test_fraction
+    i_train, i_held = train_test_split(
+        idx, test_size=held, stratify=y, random_state=cfg.split_seed
+    )
+    i_val, i_test = train_test_split(
+        i_held,
+        test_size=cfg.test_fraction / held,
+        stratify=y[i_held],
+        random_state=cfg.split_seed,
+    )
+    mean = x[i_train].mean(axis=0)
+    std = x[i_train].std(axis=0)
+    std[std == 0] = 1.0
+    z = (x - mean) / std
+    if probe_size > len(i_train):
+        raise ValueError(
+            f"train.probe_size={probe_size} exceeds the {len(i_train)} training examples "
+            f"of {cfg.name!r}"
+        )
+    rng = np.random.default_rng(cfg.split_seed)
+    probe = np.sort(rng.choice(len(i_train), size=probe_size, replace=False))
+
+    def t(a, dtype):
+        return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)
+
+    return Splits(
+        x_train=t(z[i_train], torch.float32),
+        y_train=t(y[i_train], torch.int64),
+        x_val=t(z[i_val], torch.float32),
+        y_val=t(y[i_val], torch.int64),
+        x_test=t(z[i_test], torch.float32),
+        y_test=t(y[i_test], torch.int64),
+        probe=t(probe, torch.int64),
+        n_classes=int(y.max()) + 1,
+    )

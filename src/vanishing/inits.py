@@ -1,0 +1,67 @@
+"""Initialisation schemes as variances, without torch.
+
+The model (``vanishing.models``) draws weights with these exact variances, and the mean-field
+theory (``vanishing.theory``) reads them from here, so both always agree on what an init means.
+
+``sigma_w2`` is the weight variance times fan-in (Var(W_ij) * fan_in), the quantity mean-field
+theory works with; ``sigma_b2`` is the bias variance itself (not scaled).
+"""
+
+from __future__ import annotations
+
+import math
+
+INITS = ("auto", "pytorch", "xavier", "kaiming", "orthogonal")
+SATURATING = ("sigmoid", "tanh")
+RECTIFYING = ("relu", "gelu")
+ACTIVATIONS = SATURATING + RECTIFYING
+
+
+def resolve_init(init: str, activation: str) -> str:
+    """The concrete scheme behind ``auto``: Xavier/Glorot for sigmoid and tanh, He for relu and gelu."""
+    if init not in INITS:
+        raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
+    if init != "auto":
+        return init
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {activation!r}")
+    return "xavier" if activation in SATURATING else "kaiming"
+
+
+def weight_variance(init: str, fan_in: int, fan_out: int) -> float:
+    """Var(W_ij) of a ``fan_out x fan_in`` weight matrix under a concrete scheme.
+
+    - ``pytorch``: nn.Linear's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)): 1 / (3 fan_in).
+    - ``xavier``: Glorot normal, gain 1: 2 / (fan_in + fan_out).
+    - ``kaiming``: He normal, fan-in mode, gain sqrt(2): 2 / fan_in.
+    - ``orthogonal``: a (semi-)orthogonal matrix with gain 1. Its rows (or columns) have unit norm,
+      so the per-entry second moment is 1 / max(fan_in, fan_out).
+    """
+    if init == "pytorch":
+        return 1.0 / (3.0 * fan_in)
+    if init == "xavier":
+        return 2.0 / (fan_in + fan_out)
+    if init == "kaiming":
+        return 2.0 / fan_in
+    if init == "orthogonal":
+        return 1.0 / max(fan_in, fan_out)
+    raise ValueError(f"no concrete init scheme {init!r}; resolve 'auto' first")
+
+
+def bias_variance(init: str, fan_in: int) -> float:
+    """Var(b_i): PyTorch's default draws U(+-1/sqrt(fan_in)) (variance 1 / (3 fan_in)); others use 0."""
+    if init == "pytorch":
+        return 1.0 / (3.0 * fan_in)
+    if init in ("xavier", "kaiming", "orthogonal"):
+        return 0.0
+    raise ValueError(f"no concrete init scheme {init!r}; resolve 'auto' first")
+
+
+def sigma_w2(init: str, fan_in: int, fan_out: int) -> float:
+    """Var(W) * fan_in, the mean-field weight scale (1/3 for PyTorch's default, 2 for He)."""
+    return weight_variance(init, fan_in, fan_out) * fan_in
+
+
+def uniform_bound(variance: float) -> float:
+    """Half-width a of U(-a, a) with the given variance (a^2 / 3 = variance)."""
+    return math.sqrt(3.0 * variance)

@@ -1,0 +1,142 @@
+"""A batch of R independent MLPs that train as one model.
+
+Every parameter carries a leading replica dimension R, so one batched matrix product serves all
+replicas of a cell (seeds x learning rates). For these tiny models per-operation overhead, not
+arithmetic, dominates the step time; batching divides it by R.
+
+The block (one place, used by every cell), for hidden layer l = 1..depth:
+
+    h_l = x_{l-1} W_l + b_l                  # the pre-activation probed as grad_preact_rms
+    a_l = norm(h_l)                          # identity, batch norm or layer norm
+    x_l = phi(a_l)            if l == 1 or not residual
+    x_l = x_{l-1} + phi(a_l)  otherwise      # identity skip around the whole block
+
+This is the post-norm order (Linear -> norm -> activation) of Ioffe & Szegedy (2015). The skip
+adds the block's input to its output without a non-linearity on the sum, so the identity path
+from the top to the bottom is clean, as in He et al. (2016, "Identity mappings"). The first layer
+changes the width (input_dim -> width) and so has no skip. Logits: x_depth W_out + b_out.
+
+Replicas never interact: batch-norm statistics are per replica, and the loss of the batch is the
+sum of the replicas' own mean losses, so each replica's gradient is its own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vanishing.config import ModelConfig
+from vanishing.inits import bias_variance, uniform_bound, weight_variance
+
+BN_MOMENTUM = 0.1  # as torch.nn.BatchNorm1d
+EPS = 1e-5
+
+ACT = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu, "gelu": F.gelu}
+
+
+def replica_seeds(seed: int) -> tuple[int, int]:
+    """(init seed, data-order seed) of a run, two independent streams derived from its seed."""
+    init, order = np.random.SeedSequence(seed).generate_state(2, dtype=np.uint32)
+    return int(init), int(order)
+
+
+def draw_linear(
+    gen: torch.Generator, scheme: str, fan_in: int, fan_out: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight (fan_in, fan_out) and bias (fan_out,) of one replica's layer under ``scheme``.
+
+    The weight is drawn as nn.Linear lays it out (fan_out, fan_in) and returned transposed, so
+    the same generator state gives the same matrix as ``nn.Linear`` initialised in place.
+    """
+    w = torch.empty(fan_out, fan_in)
+    b = torch.zeros(fan_out)
+    var_w = weight_variance(scheme, fan_in, fan_out)
+    if scheme == "pytorch":
+        nn.init.uniform_(w, -uniform_bound(var_w), uniform_bound(var_w), generator=gen)
+        bound = uniform_bound(bias_variance(scheme, fan_in))
+        nn.init.uniform_(b, -bound, bound, generator=gen)
+    elif scheme in ("xavier", "kaiming"):
+        nn.init.normal_(w, 0.0, var_w**0.5, generator=gen)
+    elif scheme == "orthogonal":
+        nn.init.orthogonal_(w, gain=1.0, generator=gen)
+    else:
+        raise ValueError(f"unknown init scheme {scheme!r}")
+    return w.t().contiguous(), b
+
+
+class BatchedMLP(nn.Module):
+    """R MLPs of one architecture; inputs (R, B, input_dim) -> logits (R, B, n_classes)."""
+
+    def __init__(self, cfg: ModelConfig, input_dim: int, n_classes: int, seeds: list[int]):
+        super().__init__()
+        self.cfg = cfg
+        self.n_replicas = R = len(seeds)
+        self.act = ACT[cfg.activation]
+        dims = [input_dim] + [cfg.width] * cfg.depth + [n_classes]
+        ws: list[list[torch.Tensor]] = [[] for _ in range(cfg.depth + 1)]
+        bs: list[list[torch.Tensor]] = [[] for _ in range(cfg.depth + 1)]
+        for seed in seeds:
+            gen = torch.Generator().manual_seed(replica_seeds(seed)[0])
+            for i in range(cfg.depth + 1):
+                w, b = draw_linear(gen, cfg.init_scheme, dims[i], dims[i + 1])
+                ws[i].append(w)
+                bs[i].append(b)
+        self.weights = nn.ParameterList([nn.Parameter(torch.stack(w)) for w in ws])  # (R,in,out)
+        self.biases = nn.ParameterList([nn.Parameter(torch.stack(b)) for b in bs])  # (R, out)
+        if cfg.norm != "none":
+            shape = (R, cfg.width)
+            self.gammas = nn.ParameterList(
+                [nn.Parameter(torch.ones(shape)) for _ in range(cfg.depth)]
+            )
+            self.betas = nn.ParameterList(
+                [nn.Parameter(torch.zeros(shape)) for _ in range(cfg.depth)]
+            )
+        if cfg.norm == "batch":
+            for i in range(cfg.depth):
+                self.register_buffer(f"running_mean_{i}", torch.zeros(shape))
+                self.register_buffer(f"running_var_{i}", torch.ones(shape))
+
+    def normalize(self, i: int, h: torch.Tensor, update_stats: bool) -> torch.Tensor:
+        """The norm of hidden layer i+1 applied to its pre-activation h (R, B, width)."""
+        norm = self.cfg.norm
+        if norm == "none":
+            return h
+        gamma, beta = self.gammas[i].unsqueeze(1), self.betas[i].unsqueeze(1)  # (R, 1, width)
+        if norm == "layer":
+            return torch.addcmul(beta, F.layer_norm(h, h.shape[-1:], eps=EPS), gamma)
+        running_mean = getattr(self, f"running_mean_{i}")
+        running_var = getattr(self, f"running_var_{i}")
+        if self.training:
+            var, mean = torch.var_mean(h, dim=1, unbiased=False, keepdim=True)  # (R, 1, width)
+            if update_stats:
+                n = h.shape[1]
+                with torch.no_grad():
+                    running_mean.lerp_(mean.squeeze(1), BN_MOMENTUM)
+                    running_var.lerp_(var.squeeze(1) * (n / (n - 1)), BN_MOMENTUM)
+        else:
+            mean, var = running_mean.unsqueeze(1), running_var.unsqueeze(1)
+        return torch.addcmul(beta, (h - mean) * torch.rsqrt(var + EPS), gamma)
+
+    def forward(
+        self, x: torch.Tensor, update_stats: bool = True, keep: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """Logits (R, B, n_classes); with ``keep``, also each layer's h_l and a_l (R, B, width)."""
+        preacts, acts = [], []
+        for i in range(self.cfg.depth):
+            h = torch.baddbmm(self.biases[i].unsqueeze(1), x, self.weights[i])  # (R, B, width)
+            a = self.normalize(i, h, update_stats)
+            if keep:
+                preacts.append(h)
+                acts.append(a)
+            y = self.act(a)
+            x = x + y if (self.cfg.residual and i > 0) else y
+        logits = torch.baddbmm(self.biases[-1].unsqueeze(1), x, self.weights[-1])
+        return logits, preacts, acts
+
+
+def replica_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-example cross-entropy (R, B) from logits (R, B, K) and labels (R, B)."""
+    R, B, K = logits.shape
+    return F.cross_entropy(logits.reshape(R * B, K), y.reshape(R * B), reduction="none").view(R, B)

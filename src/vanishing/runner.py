@@ -1,0 +1,194 @@
+"""One training job: its cells one after another, each written to ``<out>/<cell>/`` when done.
+
+A cell's folder is complete when it holds ``DONE.json``; a rerun skips complete cells whose
+settings are unchanged and trains the others, so a job that stopped half-way continues where it
+stopped (these folders are not Snakemake outputs, which Snakemake deletes when a job fails).
+A cell that raises does not stop the job: the others still train, and the job fails at the end
+naming the failed cells.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vanishing.config import Cell
+from vanishing.data import Splits, load_splits
+from vanishing.probes import QUANTITIES
+from vanishing.provenance import provenance
+from vanishing.tracking import CellRuns
+
+log = logging.getLogger(__name__)
+DONE = "DONE.json"
+
+
+def cell_spec(cell: Cell, seeds: list[int], lrs: list[float]) -> dict:
+    """Everything that decides a cell's numbers (its identity for reruns)."""
+    return {
+        "cell": cell.name,
+        "data": asdict(cell.data),
+        "model": asdict(cell.model),
+        "train": asdict(cell.train),
+        "seeds": seeds,
+        "lrs": lrs,
+    }
+
+
+def spec_hash(spec: dict) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def is_done(cell_dir: Path, spec: dict) -> bool:
+    marker = cell_dir / DONE
+    return marker.exists() and json.loads(marker.read_text()).get("spec_hash") == spec_hash(spec)
+
+
+def replica_grid(seeds: list[int], lrs: list[float]) -> tuple[list[int], list[float]]:
+    """The replicas of a cell: every (lr, seed) pair, as two aligned lists."""
+    pairs = [(s, lr) for lr in lrs for s in seeds]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def cell_tables(cell, splits: Splits, seeds, lrs, module, fit_seconds: float):
+    """runs, layer_gradients and curves rows of one trained cell (see docs/outputs.md)."""
+    hist = module.history
+    settings = [{**cell.settings(lr), "cell": cell.name, "seed": s} for s, lr in zip(seeds, lrs)]
+    d = module.data
+    train_loss, _ = module.evaluate(d.x_train, d.y_train)
+    _, val_acc = module.evaluate(d.x_val, d.y_val)
+    _, test_acc = module.evaluate(d.x_test, d.y_test)
+    init_rms = hist.probes[0][1]["grad_preact_rms"]  # (R, depth), step 0
+    curves = np.stack([c[3] for c in hist.curves], axis=1)  # (R, epochs) val accuracy
+    runs, layers, curve_rows = [], [], []
+    for r, s in enumerate(settings):
+        dead = hist.diverged_step[r] is not None
+        runs.append(
+            {
+                **s,
+                "init_scheme": cell.model.init_scheme,
+                "input_dim": splits.input_dim,
+                "n_classes": splits.n_classes,
+                "input_second_moment": splits.input_second_moment,
+                "final_train_loss": np.nan if dead else float(train_loss[r]),
+                "final_val_accuracy": np.nan if dead else float(val_acc[r]),
+                "best_val_accuracy": float(np.nanmax(curves[r])) if np.isfinite(curves[r]).any()
+                else np.nan,
+                "final_test_accuracy": np.nan if dead else float(test_acc[r]),
+                "diverged": dead,
+                "diverged_step": hist.diverged_step[r],
+                "grad_ratio_init": float(init_rms[r, 0] / init_rms[r, -1]),
+                "train_seconds": fit_seconds,
+            }
+        )
+        for step, values in hist.probes:
+            for layer in range(cell.model.depth):
+                row = {**s, "step": step, "layer": layer + 1}
+                row.update({q: values[q][r, layer] for q in QUANTITIES})
+                layers.append(row)
+        for epoch, step, loss, val in hist.curves:
+            curve_rows.append(
+                {**s, "epoch": epoch, "step": step, "train_loss": loss[r], "val_accuracy": val[r]}
+            )
+    runs_df = pd.DataFrame(runs)
+    runs_df["diverged_step"] = runs_df["diverged_step"].astype("Int64")
+    return runs_df, pd.DataFrame(layers), pd.DataFrame(curve_rows)
+
+
+def run_metrics(run: pd.Series, layers: pd.DataFrame, curves: pd.DataFrame, depth: int):
+    """(key, value, step) triples of one run for MLflow, with stage-prefixed names."""
+    width = max(2, len(str(depth)))
+    out = [(f"{q}/layer_{int(l):0{width}d}", v, st) for q in QUANTITIES
+           for l, v, st in zip(layers["layer"], layers[q], layers["step"], strict=True)]
+    out += [("train/loss", v, s) for v, s in zip(curves["train_loss"], curves["step"])]
+    out += [("val/accuracy", v, s) for v, s in zip(curves["val_accuracy"], curves["step"])]
+    last = int(curves["step"].max())
+    for key, col in [
+        ("train/final_loss", "final_train_loss"),
+        ("val/final_accuracy", "final_val_accuracy"),
+        ("val/best_accuracy", "best_val_accuracy"),
+        ("test/accuracy", "final_test_accuracy"),
+        ("grad_ratio_init", "grad_ratio_init"),
+    ]:
+        out.append((key, run[col], last))
+    out.append(("diverged", float(run["diverged"]), last))
+    return out
+
+
+def train_cell(cell: Cell, seeds, lrs, cell_dir: Path, tracking: dict, accelerator: str) -> dict:
+    """Train one cell, log its runs to MLflow, and write its tables; returns its timings."""
+    from vanishing.train import fit_cell
+
+    r_seeds, r_lrs = replica_grid(seeds, lrs)
+    spec = cell_spec(cell, seeds, lrs)
+    if cell_dir.exists():
+        shutil.rmtree(cell_dir)
+    cell_dir.mkdir(parents=True)
+    t0 = time.perf_counter()
+    splits = load_splits(cell.data, cell.train.probe_size)
+    mlflow_runs = CellRuns(tracking)
+    settings = [{**cell.settings(lr), "seed": s} for s, lr in zip(r_seeds, r_lrs)]
+    params = {**provenance(), "init_scheme": cell.model.init_scheme, "cell": cell.name}
+    params.update({f"data_{k}": v for k, v in asdict(cell.data).items() if k != "name"})
+    params["probe_size"] = cell.train.probe_size
+    run_ids = mlflow_runs.start(cell.name, settings, params)
+    try:
+        module, fit_seconds = fit_cell(cell, splits, r_seeds, r_lrs, accelerator)
+        runs, layers, curves = cell_tables(cell, splits, r_seeds, r_lrs, module, fit_seconds)
+        runs.insert(runs.columns.get_loc("init_scheme"), "mlflow_run_id", run_ids)
+        runs["git_commit"] = params["git_commit"]
+        t_log = time.perf_counter()
+        for r, run_id in enumerate(run_ids):
+            sel = (layers["seed"] == r_seeds[r]) & (layers["lr"] == r_lrs[r])
+            csel = (curves["seed"] == r_seeds[r]) & (curves["lr"] == r_lrs[r])
+            mlflow_runs.log(run_id, run_metrics(runs.iloc[r], layers[sel], curves[csel],
+                                                cell.model.depth))
+            mlflow_runs.finish(run_id)
+        log_seconds = time.perf_counter() - t_log
+    except BaseException:
+        mlflow_runs.fail_all(run_ids)
+        raise
+    runs.to_csv(cell_dir / "runs.csv", index=False)
+    layers.to_csv(cell_dir / "layer_gradients.csv", index=False)
+    curves.to_csv(cell_dir / "curves.csv", index=False)
+    timing = {
+        "fit_seconds": fit_seconds,
+        "probe_seconds": module.history.probe_seconds,
+        "eval_seconds": module.history.eval_seconds,
+        "mlflow_seconds": log_seconds,
+        "cell_seconds": time.perf_counter() - t0,
+    }
+    (cell_dir / DONE).write_text(
+        json.dumps({"spec_hash": spec_hash(spec), "spec": spec, "timing": timing}, indent=2)
+    )
+    return timing
+
+
+def run_job(cells: list[Cell], seeds, lrs, out: Path, tracking: dict, accelerator: str):
+    """Train every cell not yet done; returns (done cell names, failed cell names)."""
+    done, failed = [], []
+    for i, cell in enumerate(cells, 1):
+        cell_dir = out / cell.name
+        if is_done(cell_dir, cell_spec(cell, seeds, lrs)):
+            log.info("[%d/%d] %s: already done, skipped", i, len(cells), cell.name)
+            done.append(cell.name)
+            continue
+        log.info("[%d/%d] %s: training %d replicas", i, len(cells), cell.name,
+                 len(seeds) * len(lrs))
+        try:
+            timing = train_cell(cell, seeds, lrs, cell_dir, tracking, accelerator)
+        except Exception:
+            log.exception("[%d/%d] %s: failed", i, len(cells), cell.name)
+            failed.append(cell.name)
+            continue
+        log.info("[%d/%d] %s: done in %.1f s (fit %.1f s)", i, len(cells), cell.name,
+                 timing["cell_seconds"], timing["fit_seconds"])
+        done.append(cell.name)
+    return done, failed

@@ -1,0 +1,214 @@
+"""Training one cell: all its replicas (seeds x learning rates) as one batched Lightning model.
+
+Each replica keeps what it would have alone: its initialisation (from its seed), its data order
+(from its seed, an independent stream), its learning rate and optimizer state, its batch-norm
+statistics, its probes, and its divergence: a replica whose loss turns NaN or infinite is frozen
+and recorded as diverged at that step while the others go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.plugins.environments import SLURMEnvironment
+from torch.utils.data import DataLoader, IterableDataset
+
+from vanishing.config import Cell
+from vanishing.data import Splits
+from vanishing.models import BatchedMLP, replica_losses, replica_seeds
+from vanishing.optim import make_optimizer
+from vanishing.probes import QUANTITIES, measure
+
+log = logging.getLogger(__name__)
+
+
+class ReplicaBatches(IterableDataset):
+    """Yields one (R, batch_size) tensor of training-row indices per step; each replica draws a
+    fresh permutation every epoch from its own generator (the last partial batch is dropped)."""
+
+    def __init__(self, n: int, batch_size: int, order_seeds: list[int]):
+        if batch_size > n:
+            raise ValueError(f"train.batch_size={batch_size} exceeds the {n} training examples")
+        self.n, self.batch_size = n, batch_size
+        self.gens = [torch.Generator().manual_seed(s) for s in order_seeds]
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size
+
+    def __iter__(self):
+        perms = torch.stack([torch.randperm(self.n, generator=g) for g in self.gens])  # (R, N)
+        for k in range(len(self)):
+            yield perms[:, k * self.batch_size : (k + 1) * self.batch_size]
+
+
+@dataclass
+class History:
+    """What a cell's training produced, per replica (lists indexed like the replicas)."""
+
+    probes: list[tuple[int, dict[str, np.ndarray]]] = field(default_factory=list)  # step, (R, L)
+    curves: list[tuple[int, int, np.ndarray, np.ndarray]] = field(default_factory=list)
+    diverged_step: list[int | None] = field(default_factory=list)
+    probe_seconds: float = 0.0
+    eval_seconds: float = 0.0
+
+
+class CellModule(pl.LightningModule):
+    """The Lightning side of one cell: the training step, divergence bookkeeping, evaluation."""
+
+    def __init__(self, cell: Cell, splits: Splits, seeds: list[int], lrs: list[float]):
+        super().__init__()
+        self.cell, self.splits, self.lrs = cell, splits, torch.tensor(lrs, dtype=torch.float32)
+        self.net = BatchedMLP(cell.model, splits.input_dim, splits.n_classes, seeds)
+        self.history = History(diverged_step=[None] * len(seeds))
+        self.active = torch.ones(len(seeds), dtype=torch.bool)
+        self._to_freeze: list[int] = []
+
+    def on_fit_start(self) -> None:
+        self.data = self.splits.to(self.device)
+        self.active_dev = self.active.to(self.device)
+        self.epoch_loss = torch.zeros(len(self.active), device=self.device)
+
+    def configure_optimizers(self):
+        t = self.cell.train
+        return make_optimizer(
+            t.optimizer, self.net.parameters(), self.lrs, t.momentum, t.weight_decay
+        )
+
+    def training_step(self, idx: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        x, y = self.data.x_train[idx], self.data.y_train[idx]  # (R, B, D), (R, B)
+        logits, _, _ = self.net(x)
+        loss_r = replica_losses(logits, y).mean(dim=1)  # (R,)
+        finite = torch.isfinite(loss_r)
+        if not bool(finite.all()):
+            for r in torch.nonzero(~finite.cpu()).flatten().tolist():
+                self.history.diverged_step[r] = int(self.global_step)
+                self._to_freeze.append(r)
+                self.active[r] = False
+            self.active_dev = self.active.to(self.device)
+            log.warning(
+                "%s: replicas %s diverged at step %d",
+                self.cell.name,
+                self._to_freeze,
+                self.global_step,
+            )
+        loss_r = torch.where(self.active_dev, loss_r, torch.zeros_like(loss_r))
+        self.epoch_loss += loss_r.detach()
+        return loss_r.sum()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        for r in self._to_freeze:
+            self.optimizers().optimizer.freeze(r)
+        self._to_freeze.clear()
+
+    def on_train_epoch_end(self) -> None:
+        steps = self.trainer.num_training_batches
+        train_loss = (self.epoch_loss / steps).cpu().numpy()
+        self.epoch_loss.zero_()
+        t0 = time.perf_counter()
+        val = self.accuracy(self.data.x_val, self.data.y_val)
+        self.history.eval_seconds += time.perf_counter() - t0
+        mask = self.active.numpy()
+        train_loss[~mask], val[~mask] = np.nan, np.nan
+        self.history.curves.append((self.current_epoch + 1, self.global_step, train_loss, val))
+        log.info(
+            "%s epoch %d/%d: train_loss %.4g, val_accuracy %.3f (mean over %d live replicas)",
+            self.cell.name,
+            self.current_epoch + 1,
+            self.trainer.max_epochs,
+            np.nanmean(train_loss) if mask.any() else np.nan,
+            np.nanmean(val) if mask.any() else np.nan,
+            mask.sum(),
+        )
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Per-replica (mean loss, accuracy) on one split, in eval mode (running BN statistics)."""
+        was_training = self.net.training
+        self.net.eval()
+        R = len(self.active)
+        logits, _, _ = self.net(x.unsqueeze(0).expand(R, -1, -1))
+        labels = y.unsqueeze(0).expand(R, -1)
+        loss = replica_losses(logits, labels).mean(dim=1)
+        acc = (logits.argmax(-1) == labels).float().mean(dim=1)
+        self.net.train(was_training)
+        return loss.cpu().numpy(), acc.cpu().numpy()
+
+    def accuracy(self, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+        return self.evaluate(x, y)[1]
+
+
+class GradientProbe(pl.Callback):
+    """Probes at step 0 (before any update), every ``every`` steps, and after the last step."""
+
+    def __init__(self, every: int):
+        self.every = every
+
+    def record(self, module: CellModule) -> None:
+        t0 = time.perf_counter()
+        d = module.data
+        R = len(module.active)
+        idx = d.probe.unsqueeze(0).expand(R, -1)
+        values = measure(module.net, d.x_train[idx], d.y_train[idx])
+        dead = ~module.active
+        out = {}
+        for q in QUANTITIES:
+            v = values[q].numpy().astype(np.float64)
+            v[dead.numpy()] = np.nan
+            out[q] = v
+        module.history.probes.append((module.global_step, out))
+        module.history.probe_seconds += time.perf_counter() - t0
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx: int) -> None:
+        if trainer.global_step % self.every == 0:
+            self.record(module)
+
+    def on_train_end(self, trainer, module) -> None:
+        if not module.history.probes or module.history.probes[-1][0] != trainer.global_step:
+            self.record(module)
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's start-up banners and the data-loader hints that do not apply here."""
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*IterableDataset.*__len__.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*`srun` command is available.*")
+
+
+def fit_cell(
+    cell: Cell, splits: Splits, seeds: list[int], lrs: list[float], accelerator: str = "cpu"
+) -> tuple[CellModule, float]:
+    """Train every replica (seeds[i], lrs[i]) of ``cell``; returns the module and fit seconds."""
+    quiet_lightning()
+    pl.seed_everything(seeds[0], workers=True, verbose=False)
+    module = CellModule(cell, splits, seeds, lrs)
+    order_seeds = [replica_seeds(s)[1] for s in seeds]
+    batches = ReplicaBatches(len(splits.y_train), cell.train.batch_size, order_seeds)
+    plugins = []
+    if SLURMEnvironment.detect():  # requeueing is Snakemake's business, not Lightning's
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    trainer = pl.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        max_epochs=cell.train.epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        deterministic=True,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=[GradientProbe(cell.train.probe_every)],
+        plugins=plugins,
+    )
+    t0 = time.perf_counter()
+    trainer.fit(module, train_dataloaders=DataLoader(batches, batch_size=None))
+    return module, time.perf_counter() - t0

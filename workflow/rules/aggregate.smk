@@ -1,0 +1,12 @@
+rule aggregate:
+    """Concatenate the per-cell files (not MLflow) into the study's tables."""
+    input:
+        expand(rules.train.output[0], job=JOBS),
+    output:
+        runs="results/tables/runs.csv",
+        layers="results/tables/layer_gradients.csv",
+        curves="results/tables/curves.csv",
+    log:
+        "results/logs/aggregate.log",
+    shell:
+        "{VANISHING} aggregate --manifests {input} --out results/tables 2> {log}"
