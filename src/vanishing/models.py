@@ -34,6 +34,9 @@ BN_MOMENTUM = 0.1  # as torch.nn.BatchNorm1d
 EPS = 1e-5
 
 ACT = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu, "gelu": F.gelu}
+# In-place forms, used when nothing else needs the activation's input: their backward needs
+# only their output, and the op before them (a matrix product or a norm) does not need its own.
+ACT_ = {"sigmoid": torch.sigmoid_, "tanh": torch.tanh_, "relu": torch.relu_}
 
 
 def replica_seeds(seed: int) -> tuple[int, int]:
@@ -74,6 +77,7 @@ class BatchedMLP(nn.Module):
         self.cfg = cfg
         self.n_replicas = R = len(seeds)
         self.act = ACT[cfg.activation]
+        self.act_ = ACT_.get(cfg.activation, self.act)
         dims = [input_dim] + [cfg.width] * cfg.depth + [n_classes]
         ws: list[list[torch.Tensor]] = [[] for _ in range(cfg.depth + 1)]
         bs: list[list[torch.Tensor]] = [[] for _ in range(cfg.depth + 1)]
@@ -130,10 +134,30 @@ class BatchedMLP(nn.Module):
             if keep:
                 preacts.append(h)
                 acts.append(a)
-            y = self.act(a)
+                y = self.act(a)
+            else:
+                y = self.act_(a)
             x = x + y if (self.cfg.residual and i > 0) else y
         logits = torch.baddbmm(self.biases[-1].unsqueeze(1), x, self.weights[-1])
         return logits, preacts, acts
+
+
+    def sq_norms(self) -> torch.Tensor:
+        """Squared L2 norm (R,) of each replica's parameters (for weight decay)."""
+        return sum(p.pow(2).flatten(1).sum(1) for p in self.parameters())
+
+
+def objective(
+    net: BatchedMLP, x: torch.Tensor, y: torch.Tensor, weight_decay: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training objective (R,), mean cross-entropy (R,)) of each replica on x (R,B,D), y (R,B).
+
+    The objective adds 0.5 * weight_decay * ||theta_r||^2 (see ``optim``)."""
+    logits, _, _ = net(x)
+    ce = replica_losses(logits, y).mean(dim=1)
+    if weight_decay:
+        return ce + 0.5 * weight_decay * net.sq_norms(), ce
+    return ce, ce
 
 
 def replica_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -1,10 +1,14 @@
-"""SGD with momentum and Adam whose learning rate differs along the replica dimension.
+"""Optimizers whose learning rate differs along the replica dimension.
 
 ``torch.optim`` takes one learning rate per parameter tensor; here every tensor stacks R
-replicas, each with its own rate. The update rules are exactly those of ``torch.optim.SGD``
-(dampening 0, no Nesterov) and ``torch.optim.Adam`` (L2 weight decay added to the gradient),
-written with ``torch._foreach_*`` so that one call updates every tensor: no per-replica or
-per-layer Python loop runs in the step. ``tests/test_optim.py`` checks both against torch.optim.
+replicas, each with its own rate. SGD gets it for free by weighting each replica's loss by its
+rate (see ``make_optimizer``); Adam, which is invariant to that, is written here with
+``torch._foreach_*`` ops (the update rule of ``torch.optim.Adam``) so that one call updates every
+tensor: no per-replica or per-layer Python loop runs in the step.
+
+Weight decay is not an optimizer option here: it is the L2 term 0.5 * wd * ||theta_r||^2 added to
+each replica's loss (``models.BatchedMLP.sq_norms``), whose gradient wd * theta_r is exactly what
+``torch.optim.SGD(weight_decay=wd)`` and ``torch.optim.Adam(weight_decay=wd)`` add.
 """
 
 from __future__ import annotations
@@ -12,68 +16,19 @@ from __future__ import annotations
 import torch
 
 
-class _Batched(torch.optim.Optimizer):
-    """Shared part: a (R,) learning-rate tensor broadcast to each parameter's shape."""
-
-    def __init__(self, params, lr: torch.Tensor, defaults: dict):
-        super().__init__(params, defaults)
-        self.lr = lr.detach().clone()
-        self._neg_lr = self._lr_views(-1.0)
-
-    def _lr_views(self, scale: float) -> list[torch.Tensor]:
-        views = []
-        for p in self._params():
-            lr = (self.lr * scale).to(device=p.device, dtype=p.dtype)
-            views.append(lr.view(-1, *([1] * (p.dim() - 1))))
-        return views
-
-    def _params(self) -> list[torch.Tensor]:
-        return [p for group in self.param_groups for p in group["params"]]
-
-    def freeze(self, replica: int) -> None:
-        """Stop replica ``replica`` for good: zero its rate, its parameters and its state."""
-        self.lr[replica] = 0.0
-        self._neg_lr = self._lr_views(-1.0)
-        with torch.no_grad():
-            for p in self._params():
+def freeze_replica(optimizer: torch.optim.Optimizer, replica: int) -> None:
+    """Stop replica ``replica`` for good: zero its parameters and its optimizer state. (Its loss
+    weight is zeroed by the caller, so its gradients are zero from then on.)"""
+    with torch.no_grad():
+        for group in optimizer.param_groups:
+            for p in group["params"]:
                 p[replica] = 0.0
-                for value in self.state[p].values():
+                for value in optimizer.state[p].values():
                     if isinstance(value, torch.Tensor) and value.dim() > 0:
                         value[replica] = 0.0
 
 
-class BatchedSGD(_Batched):
-    """p <- p - lr_r * buf, buf <- momentum * buf + (g + weight_decay * p)."""
-
-    def __init__(self, params, lr: torch.Tensor, momentum: float = 0.0, weight_decay: float = 0.0):
-        super().__init__(params, lr, {"momentum": momentum, "weight_decay": weight_decay})
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        group = self.param_groups[0]
-        params = self._params()
-        grads = [p.grad for p in params]
-        if group["weight_decay"]:
-            grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
-        if group["momentum"]:
-            bufs = [self.state[p].get("momentum_buffer") for p in params]
-            if bufs[0] is None:
-                bufs = [g.clone() for g in grads]
-                for p, b in zip(params, bufs, strict=True):
-                    self.state[p]["momentum_buffer"] = b
-            else:
-                torch._foreach_mul_(bufs, group["momentum"])
-                torch._foreach_add_(bufs, grads)
-            grads = bufs
-        torch._foreach_addcmul_(params, grads, self._neg_lr)
-        return loss
-
-
-class BatchedAdam(_Batched):
+class BatchedAdam(torch.optim.Optimizer):
     """Adam (Kingma & Ba) with betas (0.9, 0.999), eps 1e-8, and a per-replica rate."""
 
     def __init__(
@@ -82,10 +37,16 @@ class BatchedAdam(_Batched):
         lr: torch.Tensor,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
-        weight_decay: float = 0.0,
     ):
-        super().__init__(params, lr, {"betas": betas, "eps": eps, "weight_decay": weight_decay})
+        super().__init__(params, {"betas": betas, "eps": eps})
         self.t = 0
+        self._neg_lr = [
+            (-lr).to(device=p.device, dtype=p.dtype).view(-1, *([1] * (p.dim() - 1)))
+            for p in self._params()
+        ]
+
+    def _params(self) -> list[torch.Tensor]:
+        return [p for group in self.param_groups for p in group["params"]]
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -97,8 +58,6 @@ class BatchedAdam(_Batched):
         beta1, beta2 = group["betas"]
         params = self._params()
         grads = [p.grad for p in params]
-        if group["weight_decay"]:
-            grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
         if "exp_avg" not in self.state[params[0]]:
             for p in params:
                 self.state[p]["exp_avg"] = torch.zeros_like(p)
@@ -120,10 +79,21 @@ class BatchedAdam(_Batched):
         return loss
 
 
-def make_optimizer(name: str, params, lr: torch.Tensor, momentum: float, weight_decay: float):
-    """The batched optimizer called ``name`` in the config (sgd or adam)."""
+def make_optimizer(
+    name: str, params, lrs: torch.Tensor, momentum: float
+) -> tuple[torch.optim.Optimizer, torch.Tensor]:
+    """The optimizer called ``name`` in the config, and the weights (R,) of the replicas' losses.
+
+    SGD: ``torch.optim.SGD`` (fused where available) with lr 1, and each replica's loss weighted
+    by its own lr. Since SGD is linear in the gradient this is exactly SGD at lr_r:
+    buf' = m buf' + lr_r g = lr_r buf, p <- p - buf'. Adam is invariant to such scaling, so
+    ``BatchedAdam`` carries the (R,) rates itself and the loss weights are 1.
+    """
+    params = list(params)
     if name == "sgd":
-        return BatchedSGD(params, lr, momentum=momentum, weight_decay=weight_decay)
+        fused = all(p.device.type in ("cpu", "cuda") for p in params)
+        opt = torch.optim.SGD(params, lr=1.0, momentum=momentum, fused=fused)
+        return opt, lrs.clone()
     if name == "adam":
-        return BatchedAdam(params, lr, weight_decay=weight_decay)
+        return BatchedAdam(params, lrs), torch.ones_like(lrs)
     raise ValueError(f"train.optimizer must be 'sgd' or 'adam', got {name!r}")

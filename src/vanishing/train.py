@@ -21,8 +21,8 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from vanishing.config import Cell
 from vanishing.data import Splits
-from vanishing.models import BatchedMLP, replica_losses, replica_seeds
-from vanishing.optim import make_optimizer
+from vanishing.models import BatchedMLP, objective, replica_losses, replica_seeds
+from vanishing.optim import freeze_replica, make_optimizer
 from vanishing.probes import QUANTITIES, measure
 
 log = logging.getLogger(__name__)
@@ -76,14 +76,13 @@ class CellModule(pl.LightningModule):
 
     def configure_optimizers(self):
         t = self.cell.train
-        return make_optimizer(
-            t.optimizer, self.net.parameters(), self.lrs, t.momentum, t.weight_decay
-        )
+        opt, weights = make_optimizer(t.optimizer, self.net.parameters(), self.lrs, t.momentum)
+        self.loss_weights = weights.to(self.device)
+        return opt
 
     def training_step(self, idx: torch.Tensor, batch_idx: int) -> torch.Tensor:
         x, y = self.data.x_train[idx], self.data.y_train[idx]  # (R, B, D), (R, B)
-        logits, _, _ = self.net(x)
-        loss_r = replica_losses(logits, y).mean(dim=1)  # (R,)
+        loss_r, ce = objective(self.net, x, y, self.cell.train.weight_decay)  # (R,), (R,)
         finite = torch.isfinite(loss_r)
         if not bool(finite.all()):
             for r in torch.nonzero(~finite.cpu()).flatten().tolist():
@@ -97,13 +96,14 @@ class CellModule(pl.LightningModule):
                 self._to_freeze,
                 self.global_step,
             )
-        loss_r = torch.where(self.active_dev, loss_r, torch.zeros_like(loss_r))
-        self.epoch_loss += loss_r.detach()
-        return loss_r.sum()
+        zero = torch.zeros_like(loss_r)
+        self.epoch_loss += torch.where(self.active_dev, ce.detach(), zero)
+        return (torch.where(self.active_dev, loss_r, zero) * self.loss_weights).sum()
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         for r in self._to_freeze:
-            self.optimizers().optimizer.freeze(r)
+            freeze_replica(self.optimizers().optimizer, r)
+            self.loss_weights[r] = 0.0
         self._to_freeze.clear()
 
     def on_train_epoch_end(self) -> None:

@@ -1,0 +1,193 @@
+"""Two-arm comparisons between architectures, with effect sizes, p-values and Holm families.
+
+Arms are independent samples across seeds: seed ``s`` of a residual net and seed ``s`` of a plain
+net share nothing but a number, so nothing is paired. Each comparison holds every other setting
+of the metric's unit (``stats.unit_keys``) fixed and reports treatment minus baseline.
+
+A *family* is one comparison type x one metric; Holm's step-down correction runs within it.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.special import gammaln
+from statsmodels.stats.multitest import multipletests
+
+from vanishing.stats import LEVEL, seed_values, select_lr, summarize, unit_keys
+
+# (family, factor, baseline level, treatment levels; None = every other level in the data).
+# The depth family compares each group's deepest net with its shallowest one.
+FAMILIES = (
+    ("residual_vs_plain", "residual", False, (True,)),
+    ("norm_vs_none", "norm", "none", ("batch", "layer")),
+    ("activation_vs_sigmoid", "activation", "sigmoid", None),
+    ("activation_vs_tanh", "activation", "tanh", ("relu", "gelu")),
+    ("deepest_vs_shallowest", "depth", None, None),
+)
+METRICS = (
+    "final_test_accuracy",
+    "log10_grad_ratio_init",
+    "abs_log10_grad_ratio_init",
+    "log10_grad_ratio_final",
+    "abs_log10_grad_ratio_final",
+)
+HELD = (
+    "activation", "norm", "residual", "depth", "data", "width", "init", "optimizer",
+    "momentum", "weight_decay", "batch_size", "epochs", "probe_every",
+)  # fmt: skip
+COLUMNS = (
+    "family", "metric", "factor", "baseline", "treatment", *HELD,
+    "init_scheme_baseline", "init_scheme_treatment", "n_baseline", "n_treatment",
+    "mean_baseline", "mean_treatment", "diff", "diff_ci_low", "diff_ci_high", "hedges_g",
+    "p_welch", "p_perm", "p_holm", "p_holm_perm",
+)  # fmt: skip
+EXACT_LIMIT = 50_000  # distinct splits up to which the permutation test enumerates them all
+
+
+def _finite(x) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    return x[np.isfinite(x)]
+
+
+def hedges_g(baseline, treatment) -> float:
+    """Standardised mean difference (treatment - baseline) / pooled sd, times the exact
+    small-sample correction J(df) = Gamma(df/2) / (sqrt(df/2) Gamma((df-1)/2)), df = n1 + n2 - 2.
+
+    NaN with fewer than two values in an arm or when both arms have zero spread.
+    """
+    b, t = _finite(baseline), _finite(treatment)
+    if len(b) < 2 or len(t) < 2:
+        return np.nan
+    if np.ptp(b) == 0 and np.ptp(t) == 0:  # exact test: var() of equal floats can be 1e-35
+        return np.nan
+    df = len(b) + len(t) - 2
+    pooled = ((len(b) - 1) * b.var(ddof=1) + (len(t) - 1) * t.var(ddof=1)) / df
+    j = math.exp(gammaln(df / 2) - gammaln((df - 1) / 2)) / math.sqrt(df / 2)
+    return j * (t.mean() - b.mean()) / math.sqrt(pooled)
+
+
+def permutation_p(baseline, treatment, rng: np.random.Generator) -> float:
+    """Two-sided permutation p for the difference of means, arms exchanged as independent groups.
+
+    Exact (every split enumerated) while there are at most ``EXACT_LIMIT`` splits, e.g. 2/20 for
+    two fully separated arms of three; otherwise 9999 random splits drawn with ``rng``.
+    """
+    b, t = _finite(baseline), _finite(treatment)
+    if len(b) == 0 or len(t) == 0:
+        return np.nan
+    exact = math.comb(len(b) + len(t), len(t)) <= EXACT_LIMIT
+    res = stats.permutation_test(
+        (t, b),
+        lambda x, y, axis: np.mean(x, axis=axis) - np.mean(y, axis=axis),
+        permutation_type="independent",
+        vectorized=True,
+        n_resamples=np.inf if exact else 9999,
+        alternative="two-sided",
+        rng=rng,
+    )
+    return float(res.pvalue)
+
+
+def compare_two(baseline, treatment, rng: np.random.Generator, level: float = LEVEL) -> dict:
+    """Difference of means (treatment - baseline) with its Welch interval, Hedges' g, the Welch
+    t-test p and the permutation p. Non-finite values are dropped.
+
+    When both arms have zero spread the Welch test and interval are undefined: they, and g, are
+    NaN, and the permutation p still says whether the two constants differ.
+    """
+    b, t = _finite(baseline), _finite(treatment)
+    out = dict(n_baseline=len(b), n_treatment=len(t))
+    out["mean_baseline"] = b.mean() if len(b) else np.nan
+    out["mean_treatment"] = t.mean() if len(t) else np.nan
+    out["diff"] = out["mean_treatment"] - out["mean_baseline"]
+    out.update(diff_ci_low=np.nan, diff_ci_high=np.nan, p_welch=np.nan)
+    if len(b) >= 2 and len(t) >= 2 and (np.ptp(b) > 0 or np.ptp(t) > 0):
+        res = stats.ttest_ind(t, b, equal_var=False)
+        ci = res.confidence_interval(level)
+        out.update(diff_ci_low=float(ci.low), diff_ci_high=float(ci.high))
+        out["p_welch"] = float(res.pvalue)
+    out["hedges_g"] = hedges_g(b, t)
+    out["p_perm"] = permutation_p(b, t, rng)
+    return out
+
+
+def holm(p) -> np.ndarray:
+    """Holm step-down adjusted p-values; NaN entries stay NaN and do not count in the family."""
+    p = np.asarray(p, dtype=float)
+    out = np.full_like(p, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        # statsmodels' Holm branch calls gc.collect() on every call (~0.05-0.1 s with pandas and
+        # scipy loaded, once per family); freezing the heap around it makes that collection free.
+        gc.freeze()
+        try:
+            out[ok] = multipletests(p[ok], method="holm")[1]
+        finally:
+            gc.unfreeze()
+    return out
+
+
+def _levels(values: pd.Series, base, treats) -> tuple[object, list]:
+    present = list(pd.unique(values))
+    if base is None:  # depth: shallowest against deepest
+        return min(present), [max(present)] if len(present) > 1 else []
+    if base not in present:
+        return base, []
+    treats = [x for x in present if x != base] if treats is None else treats
+    return base, [x for x in treats if x in present]
+
+
+def family_rows(
+    values: pd.DataFrame, metric: str, family: tuple, rng: np.random.Generator
+) -> list[dict]:
+    """Comparisons of one family on one metric's seed-level ``values`` (``stats.seed_values``)."""
+    name, factor, base, treats = family
+    fixed = [k for k in unit_keys(metric) if k != factor]
+    rows = []
+    for _, g in values.groupby(fixed, sort=True, dropna=False):
+        lo, his = _levels(g[factor], base, treats)
+        arm_b = g[g[factor] == lo]
+        for hi in his:
+            arm_t = g[g[factor] == hi]
+            row = dict(family=name, metric=metric, factor=factor, baseline=str(lo))
+            row["treatment"] = str(hi)
+            row.update({k: (g[k].iloc[0] if k in fixed else np.nan) for k in HELD})
+            row["init_scheme_baseline"] = arm_b["init_scheme"].iloc[0]
+            row["init_scheme_treatment"] = arm_t["init_scheme"].iloc[0]
+            row.update(compare_two(arm_b["value"], arm_t["value"], rng))
+            rows.append(row)
+    return rows
+
+
+def comparisons(
+    runs: pd.DataFrame,
+    layers: pd.DataFrame | None,
+    rng: np.random.Generator,
+    selected: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """All families (``FAMILIES``) on all metrics (``METRICS``) as one long table (``COLUMNS``).
+
+    Accuracy is read at each cell's selected lr (chance for diverged runs); gradient ratios at
+    init are deduplicated across lrs; the ``*_grad_ratio_final`` metrics (last probed step, at the
+    selected lr) are skipped when ``layers`` is None. Settings not held fixed are NaN.
+    ``p_holm`` adjusts ``p_welch`` (falling back to ``p_perm`` where Welch is undefined) within
+    each family; ``p_holm_perm`` adjusts ``p_perm``.
+    """
+    selected = select_lr(summarize(runs)) if selected is None else selected
+    rows = []
+    for metric in METRICS:
+        if metric.endswith("_final") and layers is None:
+            continue
+        values = seed_values(runs, metric, layers, selected)
+        for family in FAMILIES:
+            rows += family_rows(values, metric, family, rng)
+    out = pd.DataFrame(rows, columns=[c for c in COLUMNS if not c.startswith("p_holm")])
+    primary = out["p_welch"].fillna(out["p_perm"])
+    out["p_holm"] = primary.groupby([out["family"], out["metric"]]).transform(holm)
+    out["p_holm_perm"] = out["p_perm"].groupby([out["family"], out["metric"]]).transform(holm)
+    return out[list(COLUMNS)]

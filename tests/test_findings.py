@@ -1,0 +1,143 @@
+"""FINDINGS.md on synthetic studies built so that each verdict comes out each way."""
+
+from __future__ import annotations
+
+from itertools import product
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vanishing.evidence import combine, tally
+from vanishing.findings import evaluate, write_findings
+from vanishing.tables import write_tables
+
+CELL_SETTINGS = (
+    "data", "activation", "depth", "norm", "residual", "width", "init", "optimizer",
+    "momentum", "weight_decay", "batch_size", "epochs", "probe_every",
+)  # fmt: skip
+DEFAULTS = dict(
+    data="digits", activation="relu", depth=2, norm="none", residual=False, width=16,
+    init="auto", optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=0.0, batch_size=32,
+    epochs=3, probe_every=5, seed=0, input_dim=64, n_classes=10, input_second_moment=1.0,
+    mlflow_run_id="run", final_train_loss=0.5, final_val_accuracy=0.9, best_val_accuracy=0.9,
+    final_test_accuracy=0.9, diverged=False, diverged_step=np.nan, grad_ratio_init=1.0,
+    train_seconds=1.0,
+)  # fmt: skip
+SATURATING = ("sigmoid", "tanh")
+
+
+def make_runs(rows: list[dict]) -> pd.DataFrame:
+    """A runs.csv-shaped table: every contract column, defaults overridden by each dict."""
+    out = []
+    for row in rows:
+        r = {**DEFAULTS, **row}
+        r["cell"] = "_".join(f"{k}~{r[k]}" for k in CELL_SETTINGS)
+        r["init_scheme"] = "xavier" if r["activation"] in SATURATING else "kaiming"
+        out.append(r)
+    return pd.DataFrame(out)
+
+
+def make_layers(runs: pd.DataFrame, final_log_ratio: np.ndarray) -> pd.DataFrame:
+    """layer_gradients rows at step 0 and 100: RMS 1 at the top layer, 10**ratio at layer 1."""
+    rows = []
+    for (_, run), final in zip(runs.iterrows(), final_log_ratio, strict=True):
+        d = int(run["depth"])
+        for step, log_ratio in ((0, np.log10(run["grad_ratio_init"])), (100, final)):
+            for layer in range(1, d + 1):
+                rms = 10 ** (log_ratio * (d - layer) / max(d - 1, 1))
+                rows.append({**{k: run[k] for k in (*CELL_SETTINGS, "lr", "cell", "seed")},
+                             "step": step, "layer": layer, "grad_preact_rms": rms,
+                             "grad_weight_norm": rms, "saturation": 0.0})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def world(effects=True, tanh_slope=-0.5, bn_init=0.0, depths=(2, 8), seeds=range(4)):
+    """A study where (with ``effects``) saturating plain nets lose 10**0.5 of gradient per
+    layer and deep ones do not train, relu loses 10**0.1, and batch norm or skips fix both."""
+    rng = np.random.default_rng(1)
+    rows, finals = [], []
+    grid = product(("sigmoid", "tanh", "relu"), depths, ("none", "batch"), (False, True), seeds)
+    for a, d, norm, res, s in grid:
+        slope = {"sigmoid": -0.5, "tanh": tanh_slope, "relu": -0.1}[a]
+        plain = norm == "none" and not res
+        log_ratio = slope * d if plain and effects else 0.0
+        if norm == "batch" and not res:
+            log_ratio = bn_init * d
+        acc = 0.95
+        if plain and effects:
+            acc = 0.2 if a in SATURATING and d >= 8 else 0.8
+        acc += rng.normal(0, 0.01)
+        ratio = 10 ** (log_ratio + rng.normal(0, 0.05))
+        rows.append(dict(activation=a, depth=d, norm=norm, residual=res, seed=s))
+        rows[-1].update(grad_ratio_init=ratio, final_val_accuracy=acc, final_test_accuracy=acc)
+        final = slope * d if plain and effects else 0.0
+        finals.append(final + rng.normal(0, 0.05))
+    runs = make_runs(rows)
+    return runs, make_layers(runs, np.array(finals))
+
+
+def theory_table(measured, predicted, ci=0.02):
+    rows = [dict(activation=a, init_scheme="xavier", norm="none", residual=False, depth=d,
+                 width=16, data="digits", n_seeds=5, predicted_slope=predicted,
+                 measured_slope=measured, measured_slope_ci_low=measured - ci,
+                 measured_slope_ci_high=measured + ci,
+                 relative_error=(measured - predicted) / abs(predicted), theory="mean-field")
+            for a in SATURATING for d in (8, 16)]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def judge(tmp_path, runs, layers, theory=None):
+    write_tables(runs, layers, tmp_path / "tables")
+    claims = write_findings(tmp_path / "tables", tmp_path / "FINDINGS.md", theory)
+    return {c.number: c.verdict for c in claims}, (tmp_path / "FINDINGS.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def supported(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("supported")
+    return judge(tmp, *world(), theory=theory_table(-0.5, -0.45))
+
+
+def test_every_claim_supported_in_the_textbook_world(supported):
+    verdicts, text = supported
+    assert verdicts == {i: "supported" for i in range(1, 7)}
+    assert "Rule:" in text and text.count("**Verdict: supported.**") == 6
+    assert "slope -0.5" in text  # claim 1 evidence carries the fitted slope
+    assert "relu with kaiming vs sigmoid with xavier" in text
+
+
+def test_nothing_supported_in_a_null_world(tmp_path):
+    verdicts, text = judge(tmp_path, *world(effects=False), theory=theory_table(-0.5, -0.2))
+    assert verdicts[1] == verdicts[2] == verdicts[3] == verdicts[6] == "not supported"
+    assert verdicts[5] == "not supported"  # skips change nothing when nothing is wrong
+    assert verdicts[4] == "not supported"
+    assert "[fails]" in text and "[holds]" not in text
+
+
+def test_partial_evidence_is_qualified(tmp_path):
+    verdicts, text = judge(
+        tmp_path, *world(tanh_slope=0.0, bn_init=0.6), theory=theory_table(-0.5, -0.3, ci=0.3)
+    )
+    assert verdicts[1] == "qualified"  # sigmoid decays, tanh does not
+    assert verdicts[4] == "qualified"  # batch norm trains but its gradients explode at init
+    assert "gradients grow toward the input with batch norm" in text
+    assert verdicts[6] == "supported"  # predicted inside the wide measured interval
+
+
+def test_missing_cells_are_not_tested(tmp_path):
+    verdicts, text = judge(tmp_path, *world(depths=(2, 4), seeds=range(3)))
+    assert [verdicts[i] for i in (2, 3, 4, 5, 6)] == ["not tested"] * 5
+    assert verdicts[1] == "supported"
+    assert "Reason: no theory table was given" in text
+    empty = evaluate(tmp_path / "nowhere")
+    assert all(c.verdict == "not tested" for c in empty)
+
+
+def test_tally_and_combine_rules():
+    assert tally([]) == "not tested" and tally([True, True]) == "supported"
+    assert tally([False]) == "not supported" and tally([True, False]) == "qualified"
+    assert combine(["supported", "not tested"]) == "qualified"
+    assert combine(["not supported", "not tested"]) == "not supported"
+    assert combine(["not tested", "not tested"]) == "not tested"
+    assert combine(["supported", "supported"]) == "supported"
