@@ -19,9 +19,15 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/tracking.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/analysis.smk"
 
 
 rule all:
     input:
         rules.aggregate.output,
+        rules.stats.output,
+        rules.figures.output,
+        rules.findings.output,
+        rules.report_tables.output,
+        rules.publish.output,
     default_target: True

@@ -62,8 +62,12 @@ def add_train_parser(sub) -> None:
     p.add_argument("--test-fraction", type=float, default=0.2)
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--mnist1d-samples", type=int, default=4000)
-    p.add_argument("--name-axes", nargs="+", default=["activation", "depth", "norm", "residual"],
-                   help="settings that name a cell (the study's grid axes)")
+    p.add_argument(
+        "--name-axes",
+        nargs="+",
+        default=["activation", "depth", "norm", "residual"],
+        help="settings that name a cell (the study's grid axes)",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu")
     p.add_argument("--jobs-per-gpu", type=int, default=4)
@@ -124,8 +128,12 @@ def cmd_init_tracking(a: argparse.Namespace) -> int:
         return 2
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(info, indent=2))
-    log.info("MLflow experiment %s, parent run %s at %s", info["experiment_id"],
-             info["parent_run_id"], a.tracking_uri)
+    log.info(
+        "MLflow experiment %s, parent run %s at %s",
+        info["experiment_id"],
+        info["parent_run_id"],
+        a.tracking_uri,
+    )
     return 0
 
 
@@ -133,6 +141,42 @@ def cmd_aggregate(a: argparse.Namespace) -> int:
     from vanishing.aggregate import aggregate
 
     aggregate(a.manifests, a.out)
+    return 0
+
+
+def _read_tables(tables: Path):
+    import pandas as pd
+
+    return pd.read_csv(tables / "runs.csv"), pd.read_csv(tables / "layer_gradients.csv")
+
+
+def cmd_stats(a: argparse.Namespace) -> int:
+    from vanishing.tables import write_tables
+    from vanishing.theory import theory_profiles, theory_table
+
+    runs, layers = _read_tables(a.tables)
+    write_tables(runs, layers, a.tables, seed=a.seed)
+    theory_table(runs, layers).to_csv(a.tables / "theory.csv", index=False)
+    theory_profiles(runs, layers).to_csv(a.tables / "theory_profiles.csv", index=False)
+    return 0
+
+
+def cmd_figures(a: argparse.Namespace) -> int:
+    from vanishing.figures import write_all
+
+    for path in write_all(a.tables, a.out):
+        log.info("wrote %s", path)
+    return 0
+
+
+def cmd_findings(a: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from vanishing.findings import write_findings
+
+    theory = pd.read_csv(a.tables / "theory.csv")
+    for claim in write_findings(a.tables, a.out, theory):
+        log.info("claim %d: %s", claim.number, claim.verdict)
     return 0
 
 
@@ -145,8 +189,9 @@ def cmd_publish(a: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vanishing", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="vanishing", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("init-tracking", help="create the MLflow store, experiment, parent run")
     p.add_argument("--tracking-uri", required=True)
@@ -160,6 +205,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifests", type=Path, nargs="+", required=True)
     p.add_argument("--out", type=Path, required=True, help="tables folder")
     p.set_defaults(func=cmd_aggregate)
+    p = sub.add_parser("stats", help="tables -> summary, selection, comparisons, ANOVA, theory")
+    p.add_argument("--tables", type=Path, default=Path("results/tables"))
+    p.add_argument("--seed", type=int, default=0, help="seeds the permutation tests' Generator")
+    p.set_defaults(func=cmd_stats)
+    p = sub.add_parser("figures", help="tables -> figures (PNG and PDF)")
+    p.add_argument("--tables", type=Path, default=Path("results/tables"))
+    p.add_argument("--out", type=Path, default=Path("results/figures"))
+    p.set_defaults(func=cmd_figures)
+    p = sub.add_parser("findings", help="tables -> FINDINGS.md")
+    p.add_argument("--tables", type=Path, default=Path("results/tables"))
+    p.add_argument("--out", type=Path, default=Path("results/FINDINGS.md"))
+    p.set_defaults(func=cmd_findings)
     p = sub.add_parser("publish", help="attach files to the parent run, mark it FINISHED")
     p.add_argument("--tracking", type=Path, required=True)
     p.add_argument("--files", type=Path, nargs="+", required=True)
@@ -170,8 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
+    )
     args = build_parser().parse_args(argv)
     return args.func(args)
 

@@ -129,7 +129,7 @@ class BatchedMLP(nn.Module):
         """Logits (R, B, n_classes); with ``keep``, also each layer's h_l and a_l (R, B, width)."""
         preacts, acts = [], []
         for i in range(self.cfg.depth):
-            h = torch.baddbmm(self.biases[i].unsqueeze(1), x, self.weights[i])  # (R, B, width)
+            h = torch.bmm(x, self.weights[i]).add_(self.biases[i].unsqueeze(1))  # (R, B, width)
             a = self.normalize(i, h, update_stats)
             if keep:
                 preacts.append(h)

@@ -102,7 +102,7 @@ class CellRuns:
         ids = []
         for s in settings:
             tags = {k: str(v) for k, v in s.items()}
-            tags.update({"mlflow.parentRunId": self.parent_id, "study": self.study})
+            tags.update({"cell": cell, "mlflow.parentRunId": self.parent_id, "study": self.study})
             name = f"{cell}/lr~{s['lr']}/seed~{s['seed']}"
             run = self.client.create_run(self.exp_id, run_name=name, tags=tags)
             all_params = [Param(k, str(v)) for k, v in {**s, **params}.items()]

@@ -54,6 +54,7 @@ class History:
     probes: list[tuple[int, dict[str, np.ndarray]]] = field(default_factory=list)  # step, (R, L)
     curves: list[tuple[int, int, np.ndarray, np.ndarray]] = field(default_factory=list)
     diverged_step: list[int | None] = field(default_factory=list)
+    step_losses: list[torch.Tensor] = field(default_factory=list)  # per step, (R,) on device
     probe_seconds: float = 0.0
     eval_seconds: float = 0.0
 
@@ -97,7 +98,9 @@ class CellModule(pl.LightningModule):
                 self.global_step,
             )
         zero = torch.zeros_like(loss_r)
-        self.epoch_loss += torch.where(self.active_dev, ce.detach(), zero)
+        live_ce = torch.where(self.active_dev, ce.detach(), zero)
+        self.epoch_loss += live_ce
+        self.history.step_losses.append(live_ce)
         return (torch.where(self.active_dev, loss_r, zero) * self.loss_weights).sum()
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:

@@ -1,0 +1,54 @@
+# One-command set-up: `make study` runs the default study, `make test` the test suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP_FLAGS := --disable-pip-version-check --no-input -q
+
+.PHONY: study test test-fast lint report ui mlflow-server dry-run clean-results
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install $(PIP_FLAGS) --upgrade pip==26.3
+
+# The environment, with the test and SLURM extras; rebuilt when the pins change.
+$(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/activate
+	$(BIN)/python -m pip install $(PIP_FLAGS) -c requirements.lock torch==2.13.0
+	$(BIN)/python -m pip install $(PIP_FLAGS) -c requirements.lock -e '.[test,slurm]'
+	touch $@
+
+study: $(VENV)/.installed
+	$(BIN)/snakemake
+
+dry-run: $(VENV)/.installed
+	$(BIN)/snakemake -n
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q -ra
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakemake --lint
+
+report: $(VENV)/.installed
+	$(BIN)/snakemake --report results/report.html
+
+# The MLflow UI over the study's embedded store, on http://127.0.0.1:5000
+ui: $(VENV)/.installed
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///results/mlflow.db --host 127.0.0.1 --port 5000
+
+# A tracking server for several jobs or nodes (see README): SQLite on local disk, artifacts in
+# results/mlartifacts. HOST=0.0.0.0 ALLOWED_HOSTS=node1,node2 to serve a cluster.
+HOST ?= 127.0.0.1
+PORT ?= 5000
+ALLOWED_HOSTS ?= localhost,127.0.0.1
+mlflow-server: $(VENV)/.installed
+	mkdir -p results
+	$(BIN)/mlflow server --backend-store-uri sqlite:///results/mlflow-server.db \
+	  --artifacts-destination results/mlartifacts --host $(HOST) --port $(PORT) \
+	  --allowed-hosts $(ALLOWED_HOSTS)
+
+clean-results:
+	rm -rf results/* .snakemake
+	touch results/.gitkeep

@@ -1,0 +1,341 @@
+"""Mean-field predictions of grad_preact_rms across layers at initialisation, without torch.
+
+The model (``vanishing.models``): h_l = W_l x_{l-1} + b_l, a_l = norm(h_l), x_l = phi(a_l), or
+x_l = x_{l-1} + phi(a_l) for l >= 2 with a residual skip. In the wide limit every unit of h_l is
+Gaussian across units, and with gradient independence (Schoenholz et al. 2017) the squared
+gradient norms obey a product of per-layer factors:
+
+    E||dL/dh_l||^2 = k_l * a_l * G_l,        G_{l-1} = G_l * (r_l + sigma_w2_l * k_l * a_l)
+
+with G_l = E||dL/dx_l||^2, a_l = E[phi'(u_l)^2] (u_l the activation's input), k_l = 1/s_l^2 the
+norm's Jacobian gain (s_l: the std the norm divides by; k = 1 without a norm) and r_l = 1 across a
+skip, else 0. Plain nets without a norm reduce to chi_l = sigma_w2 * E[phi'(h_l)^2] (Poole et al.
+2016). The forward pass fixes u_l and s_l:
+
+- none:  u_l ~ N(0, q_l), q_l = sigma_w2 p_{l-1} + sigma_b2 with p = E[x^2] (E[phi^2], not Var).
+- layer: u_l ~ N(0, 1); s_l^2 = q_l, the spread of h_l across units of one example. The mean of
+  phi does not cancel: the random weights mix x's mean into every unit's variance.
+- batch: u_l ~ N(0, 1); s_l^2 = sigma_w2 v_{l-1}, with v = Var of one unit of x over the batch.
+  This is the large-batch limit of Yang et al. (2019); for ReLU a plain net gives
+  E[phi'^2] / Var(phi) = pi / (pi - 1) per layer. Finite batches (B) shift it by O(1/B): the
+  backward projection removes the batch mean and the z direction, and 1/s^2 fluctuates.
+
+Further approximations: every example's input has the mean second moment (input_second_moment);
+the O(1/width) projections of layer norm are dropped. With a skip, x accumulates: p, the mean over
+units and v are carried forward (the block's output is independent of x_{l-1} per unit).
+
+Known biases (float32 pipeline, digits and mnist1d, depth 12, widths 64 and 256, 6 seeds): most
+forms agree within 0.005 per layer. Measured slopes run more negative (stronger growth toward the
+input) for residual relu/gelu without a norm (by 0.017-0.028, shrinking with width) and for batch
+norm with sigmoid/tanh (by 0.010-0.020): there 1/s^2 is averaged over units whose batch variance
+fluctuates, which the low effective rank of the data's batch kernel amplifies (it does not
+vanish as B grows; with 8-dim Gaussian inputs the sigmoid slope moves by 0.04).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pandas as pd
+from numpy.polynomial.hermite_e import hermegauss
+from scipy import special, stats
+
+from vanishing.inits import bias_variance, resolve_init, sigma_w2
+
+N_QUAD = 96  # Gauss-Hermite nodes: exact for polynomials of degree < 192
+FLAT = 1e-9  # |predicted slope| below this is flat: no relative error
+GROUP = ("activation", "init_scheme", "norm", "residual", "depth", "width", "data")
+NORMS = ("none", "batch", "layer")
+THEORY = {"none": "mean-field", "batch": "batchnorm-yang2019", "layer": "layernorm"}
+TABLE_COLUMNS = (
+    "n_seeds",
+    "predicted_slope",
+    "measured_slope",
+    "measured_slope_ci_low",
+    "measured_slope_ci_high",
+    "relative_error",
+    "theory",
+)
+
+
+@functools.cache
+def _nodes(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Hermite nodes (n,) and weights (n,) for the standard normal density."""
+    x, w = hermegauss(n)  # weight exp(-x^2 / 2), total mass sqrt(2 pi)
+    return x, w / np.sqrt(2.0 * np.pi)
+
+
+def gauss_expect(f, q: float, n: int = N_QUAD) -> float:
+    """E[f(h)] for h ~ N(0, q) by n-point Gauss-Hermite quadrature (f maps arrays to arrays).
+
+    Exact for polynomials of degree < 2n.
+    """
+    x, w = _nodes(n)
+    return float(np.sum(w * f(np.sqrt(q) * x)))
+
+
+PHI = {
+    "sigmoid": special.expit,
+    "tanh": np.tanh,
+    "relu": lambda x: np.maximum(x, 0.0),
+    "gelu": lambda x: x * special.ndtr(x),  # exact erf GELU: x Phi(x)
+}
+DPHI = {
+    "sigmoid": lambda x: special.expit(x) * special.expit(-x),
+    "tanh": lambda x: 1.0 - np.tanh(x) ** 2,
+    "relu": lambda x: (x > 0).astype(float),
+    "gelu": lambda x: special.ndtr(x) + x * np.exp(-0.5 * x**2) / np.sqrt(2.0 * np.pi),
+}
+
+
+def moments(activation: str, q: float) -> tuple[float, float, float]:
+    """(E[phi(h)], E[phi(h)^2], E[phi'(h)^2]) for h ~ N(0, q).
+
+    ReLU uses its closed forms (sqrt(q / 2 pi), q / 2, 1 / 2): quadrature converges only as 1/n
+    across the kink at 0. The others are smooth and use ``gauss_expect``.
+    """
+    if activation == "relu":
+        return float(np.sqrt(q / (2.0 * np.pi))), q / 2.0, 0.5
+    phi, dphi = PHI[activation], DPHI[activation]
+    return (
+        gauss_expect(phi, q),
+        gauss_expect(lambda h: phi(h) ** 2, q),
+        gauss_expect(lambda h: dphi(h) ** 2, q),
+    )
+
+
+def variance_map(activation: str, q: float, sw2: float, sb2: float) -> float:
+    """Next layer's pre-activation variance q' = sw2 * E[phi(h)^2] + sb2, h ~ N(0, q)."""
+    return sw2 * moments(activation, q)[1] + sb2
+
+
+def chi(activation: str, q: float, sw2: float) -> float:
+    """Plain-net factor on squared gradient norms per layer: sw2 E[phi'(h)^2], h ~ N(0, q)."""
+    return sw2 * moments(activation, q)[2]
+
+
+def fixed_point(activation: str, sw2: float, sb2: float, q0: float = 1.0, steps: int = 500):
+    """q* = variance_map(q*), by iterating the map from q0 (the depth limit of q_l)."""
+    q = q0
+    for _ in range(steps):
+        q = variance_map(activation, q, sw2, sb2)
+    return q
+
+
+def batchnorm_chi(activation: str) -> float:
+    """Large-batch per-layer factor of a plain batch-norm net: E[phi'(z)^2] / Var(phi(z)), z~N(0,1).
+
+    Independent of the weight scale (batch norm divides it out); pi / (pi - 1) for ReLU.
+    """
+    m1, m2, d2 = moments(activation, 1.0)
+    return d2 / (m2 - m1**2)
+
+
+def layernorm_chi(activation: str, sw2: float, sb2: float) -> float:
+    """Per-layer factor of a plain layer-norm net: sw2 E[phi'(z)^2] / (sw2 E[phi(z)^2] + sb2)."""
+    _, m2, d2 = moments(activation, 1.0)
+    return sw2 * d2 / (sw2 * m2 + sb2)
+
+
+def _layer_scales(init_scheme, depth, width, input_dim):
+    """Per-layer (sigma_w2, sigma_b2) arrays (depth,): layer 1 maps input_dim -> width."""
+    fans = [input_dim] + [width] * (depth - 1)
+    sw2 = np.array([sigma_w2(init_scheme, f, width) for f in fans])
+    sb2 = np.array([bias_variance(init_scheme, f) for f in fans])
+    return sw2, sb2
+
+
+def _norm_gain(norm: str, q: float, batch_var: float) -> float:
+    """1 / s^2: none 1, layer 1 / (spread of h across units), batch 1 / (variance over batch)."""
+    if norm == "none":
+        return 1.0
+    return 1.0 / (q if norm == "layer" else batch_var)
+
+
+def _forward(activation, norm, residual, sw2, sb2, m0):
+    """Per-layer (a_l, k_l) arrays (depth,): E[phi'(u_l)^2] and the norm's gain 1 / s_l^2."""
+    depth = len(sw2)
+    a, k = np.empty(depth), np.empty(depth)
+    # of x_{l-1}: E[x^2], mean over units, variance over the batch (inputs are standardised)
+    p, mu, v = m0, 0.0, m0
+    for i in range(depth):
+        q = sw2[i] * p + sb2[i]
+        k[i] = _norm_gain(norm, q, sw2[i] * v)
+        m1, m2, a[i] = moments(activation, q if norm == "none" else 1.0)
+        if residual and i > 0:
+            p, mu, v = p + 2.0 * mu * m1 + m2, mu + m1, v + m2 - m1**2
+        else:
+            p, mu, v = m2, m1, m2 - m1**2
+    return a, k
+
+
+def predicted_profile(
+    activation: str,
+    init_scheme: str,
+    norm: str,
+    residual: bool,
+    depth: int,
+    width: int,
+    input_dim: int,
+    input_second_moment: float,
+) -> np.ndarray | None:
+    """Predicted log10 grad_preact_rms per layer (depth,), relative to layer ``depth`` (= 0).
+
+    Layer 1 is nearest the input. Every norm (none, batch, layer) with or without the skip has a
+    form (see the module docstring); None only where it is not finite (the forward variances
+    overflow, or a norm meets a zero-variance input).
+    """
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {list(NORMS)}, got {norm!r}")
+    scheme = resolve_init(init_scheme, activation)
+    sw2, sb2 = _layer_scales(scheme, depth, width, input_dim)
+    with np.errstate(all="ignore"):
+        a, k = _forward(activation, norm, bool(residual), sw2, sb2, float(input_second_moment))
+        r = np.where(np.arange(depth) > 0, float(bool(residual)), 0.0)
+        log_g = np.log10(r + sw2 * k * a)  # log10 G_{l-1} / G_l, for l = 1..depth
+        # log10 G_l - log10 G_depth = sum of the steps from layers l+1..depth
+        log_g_rel = np.append(np.cumsum(log_g[:0:-1])[::-1], 0.0)
+        log_rms2 = np.log10(k * a) + log_g_rel
+    profile = 0.5 * (log_rms2 - log_rms2[-1])
+    return profile if np.all(np.isfinite(profile)) else None
+
+
+def fit_slope(layer, log10_rms) -> float:
+    """Least-squares slope of log10 grad_preact_rms against layer (finite points only; NaN if < 2).
+
+    Positive: the gradient grows toward the output, i.e. vanishes toward the input.
+    """
+    x, y = np.asarray(layer, dtype=float), np.asarray(log10_rms, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 2:
+        return float("nan")
+    return float(np.polyfit(x[ok], y[ok], 1)[0])
+
+
+def predicted_slope(
+    activation: str,
+    init_scheme: str,
+    norm: str,
+    residual: bool,
+    depth: int,
+    width: int,
+    input_dim: int,
+    input_second_moment: float,
+) -> float:
+    """Slope per layer of ``predicted_profile`` (least squares over layers); NaN where None."""
+    profile = predicted_profile(
+        activation, init_scheme, norm, residual, depth, width, input_dim, input_second_moment
+    )
+    if profile is None:
+        return float("nan")
+    return fit_slope(np.arange(1, depth + 1), profile)
+
+
+def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high) of values with a Student-t interval; low = high = NaN for one value."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return (float("nan"),) * 3
+    mean = float(v.mean())
+    if len(v) < 2:
+        return mean, float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    return mean, mean - half, mean + half
+
+
+def _step0(runs: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
+    """Step-0 layer rows (one per run and layer) with their run's scheme and input statistics."""
+    run_key = ["cell", "lr", "seed"]
+    extra = ["init_scheme", "input_dim", "input_second_moment"]
+    keep = [c for c in (*GROUP, *run_key, "layer", "grad_preact_rms") if c not in extra]
+    l0 = layers.loc[layers["step"] == 0, keep]
+    df = l0.merge(runs[run_key + extra], on=run_key, how="inner", validate="many_to_one")
+    df["log10_rms"] = np.log10(df["grad_preact_rms"].where(df["grad_preact_rms"] > 0))
+    return df
+
+
+def _predictions(df: pd.DataFrame) -> dict[tuple, np.ndarray | None]:
+    """Predicted profile per group key, from its runs' input dimension and mean second moment."""
+    out = {}
+    for key, g in df.groupby(list(GROUP), sort=True):
+        k = dict(zip(GROUP, key, strict=True))
+        out[key] = predicted_profile(
+            k["activation"],
+            k["init_scheme"],
+            k["norm"],
+            bool(k["residual"]),
+            int(k["depth"]),
+            int(k["width"]),
+            int(g["input_dim"].iloc[0]),
+            float(g["input_second_moment"].mean()),
+        )
+    return out
+
+
+def _relative_error(measured: float, predicted: float) -> float:
+    """(measured - predicted) / |predicted|; NaN without a prediction or for a flat one."""
+    if not np.isfinite(predicted) or abs(predicted) < FLAT:
+        return float("nan")
+    return (measured - predicted) / abs(predicted)
+
+
+def theory_table(runs: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
+    """Predicted vs measured step-0 slope of log10 grad_preact_rms per layer, one row per group.
+
+    A group is (activation, init_scheme, norm, residual, depth, width, data). The lr and other
+    optimiser settings do not touch the init, so a group's runs that share a seed are averaged
+    into one value per seed (identical copies when they share the init). The measured slope is
+    the mean over seeds of per-run least-squares slopes, with a 95% t interval across seeds.
+    """
+    df = _step0(runs, layers)
+    run_slopes = df.groupby([*GROUP, "seed", "cell", "lr"], sort=True).apply(
+        lambda r: fit_slope(r["layer"], r["log10_rms"]), include_groups=False
+    )
+    seed_slopes = run_slopes.groupby(level=[*GROUP, "seed"]).mean()
+    predictions = _predictions(df)
+    rows = []
+    for key, s in seed_slopes.groupby(level=list(GROUP), sort=True):
+        profile = predictions[key]
+        pred = np.nan if profile is None else fit_slope(np.arange(1, len(profile) + 1), profile)
+        mean, low, high = mean_ci(s)
+        rows.append(
+            {
+                **dict(zip(GROUP, key, strict=True)),
+                "n_seeds": int(s.notna().sum()),
+                "predicted_slope": pred,
+                "measured_slope": mean,
+                "measured_slope_ci_low": low,
+                "measured_slope_ci_high": high,
+                "relative_error": _relative_error(mean, pred),
+                "theory": "none" if profile is None else THEORY[key[GROUP.index("norm")]],
+            }
+        )
+    return pd.DataFrame(rows, columns=[*GROUP, *TABLE_COLUMNS])
+
+
+def theory_profiles(runs: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
+    """Long table (group keys, layer, predicted_log10_rms, measured_log10_rms) for an overlay.
+
+    Both are log10 grad_preact_rms relative to layer ``depth``; the measured one is the mean over
+    seeds of each seed's mean over its runs. predicted_log10_rms is NaN where no form exists.
+    """
+    df = _step0(runs, layers)
+    run_key = [*GROUP, "seed", "cell", "lr"]
+    top = df.loc[df["layer"] == df["depth"], [*run_key, "log10_rms"]]
+    df = df.merge(top.rename(columns={"log10_rms": "top"}), on=run_key, how="left")
+    df["rel"] = df["log10_rms"] - df["top"]
+    per_seed = df.groupby([*GROUP, "seed", "layer"])["rel"].mean().reset_index()
+    measured = per_seed.groupby([*GROUP, "layer"])["rel"].mean().rename("measured_log10_rms")
+    out = []
+    for key, profile in _predictions(df).items():
+        depth = int(key[GROUP.index("depth")])
+        pred = np.full(depth, np.nan) if profile is None else profile
+        keys = dict(zip(GROUP, key, strict=True))
+        layer = np.arange(1, depth + 1)
+        out.append(pd.DataFrame({**keys, "layer": layer, "predicted_log10_rms": pred}))
+    if not out:
+        return pd.DataFrame(columns=[*GROUP, "layer", "predicted_log10_rms", "measured_log10_rms"])
+    table = pd.concat(out, ignore_index=True)
+    return table.merge(measured.reset_index(), on=[*GROUP, "layer"], how="left")

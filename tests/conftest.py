@@ -1,0 +1,39 @@
+"""Shared fixtures: the repository's paths and the validated default config."""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+sys.path.insert(0, str(Path(__file__).parent))  # the tests' own helpers (reference.py)
+
+# One local SLURM cluster for the whole session, shared by every test that asks for it.
+from test_slurm_cluster import slurm_cluster  # noqa: E402,F401
+
+
+def validated(config: dict) -> dict:
+    """``config`` checked against the schema with defaults filled, as the Snakefile does."""
+    from snakemake.utils import validate
+
+    config = copy.deepcopy(config)
+    validate(config, str(SCHEMA))
+    return config
+
+
+@pytest.fixture
+def default_config() -> dict:
+    return validated(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+
+
+def snakemake_env() -> dict:
+    """The environment for a Snakemake subprocess: no inherited MLflow URI."""
+    env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env

@@ -1,0 +1,105 @@
+"""The config schema: its defaults agree with the dataclasses; bad input fails with a message
+naming the key before any job starts; the grid expands into the expected jobs and cells."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import fields
+
+import pytest
+import yaml
+from conftest import REPO, SCHEMA, snakemake_env, validated
+
+from vanishing.config import (
+    DEFAULT_LRS,
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    check_config,
+    expand_jobs,
+    study_lrs,
+)
+
+MINIMAL = {"grid": {"activation": ["relu"], "depth": [2], "norm": ["none"], "residual": [False]}}
+
+
+def test_schema_defaults_agree_with_dataclasses():
+    schema = yaml.safe_load(SCHEMA.read_text())["properties"]
+    cfg = validated(MINIMAL)
+    for section, cls in [("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig)]:
+        for f in fields(cls):
+            if f.name in ("activation", "depth", "norm", "residual"):
+                continue
+            assert cfg[section][f.name] == f.default, f"{section}.{f.name}"
+    assert tuple(cfg["train"]["lr"]) == DEFAULT_LRS
+    assert set(schema["train"]["properties"]) - {"lr"} == {f.name for f in fields(TrainConfig)}
+    assert set(schema["model"]["properties"]) == {"width", "init"}
+
+
+@pytest.mark.parametrize(
+    "patch,needle",
+    [
+        ({"grid": {**MINIMAL["grid"], "activation": ["sigmod"]}},
+         "'sigmod' is not one of ['sigmoid', 'tanh', 'relu', 'gelu']"),
+        ({"grid": {**MINIMAL["grid"], "depth": [0]}}, "0 is less than the minimum of 1"),
+        ({"grid": {**MINIMAL["grid"], "norm": ["group"]}},
+         "'group' is not one of ['none', 'batch', 'layer']"),
+        ({"trian": {"epochs": 3}}, "'trian' was unexpected"),
+        ({"grid": {**MINIMAL["grid"], "widht": [8]}}, "'widht' was unexpected"),
+        ({"train": {"lr": [0.1, -1]}}, "-1"),
+        ({"mlflow": {"tracking_uri": "file:./mlruns"}}, "does not match"),
+    ],
+)
+def test_bad_values_are_named(patch, needle):
+    with pytest.raises(Exception) as err:
+        validated({**MINIMAL, **patch})
+    assert needle in str(err.value)
+
+
+def test_pack_must_name_grid_axes():
+    cfg = validated({**MINIMAL, "pack": ["width"]})
+    with pytest.raises(ValueError, match="pack: 'width' is not a grid axis"):
+        check_config(cfg)
+
+
+def test_bad_config_stops_the_workflow_before_any_job(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**MINIMAL, "grid": {**MINIMAL["grid"], "depth": [0]}}))
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
+         "--configfile", str(bad), "-n", "--workflow-profile", "none"],
+        capture_output=True, text=True, env=snakemake_env(), timeout=120,
+    )
+    said = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "0 is less than the minimum of 1" in said
+    assert "['grid']['depth'][0]" in said
+    assert not (tmp_path / "results").exists()
+
+
+def test_default_grid_expands_into_packed_jobs(default_config):
+    jobs = expand_jobs(default_config)
+    assert len(jobs) == 3 * 2  # norm x residual; activation and depth are packed
+    cells = [c for cs in jobs.values() for c in cs]
+    assert len(cells) == 4 * 5 * 3 * 2
+    assert len({c["cell"] for c in cells}) == len(cells)
+    first = jobs["norm~none_residual~false"][0]
+    assert first["cell"] == "activation~sigmoid_depth~2_norm~none_residual~false"
+    assert first["width"] == 64 and first["epochs"] == default_config["train"]["epochs"]
+
+
+def test_unpacked_grid_gives_one_job_per_cell_and_extra_axes(default_config):
+    cfg = {**default_config, "pack": [], "grid": {**default_config["grid"], "width": [32, 64]}}
+    jobs = expand_jobs(cfg)
+    assert len(jobs) == 4 * 5 * 3 * 2 * 2
+    assert all(len(c) == 1 for c in jobs.values())
+    name = "activation~relu_depth~8_norm~batch_residual~true_width~32"
+    assert jobs[name][0]["width"] == 32
+
+
+def test_lr_from_grid_overrides_train_lr(default_config):
+    assert study_lrs(default_config) == list(DEFAULT_LRS)
+    cfg = {**default_config, "grid": {**default_config["grid"], "lr": [0.5]}}
+    assert study_lrs(cfg) == [0.5]
+    assert all("lr" not in c["cell"] for cs in expand_jobs(cfg).values() for c in cs)

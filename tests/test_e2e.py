@@ -1,0 +1,112 @@
+"""The real Snakefile on a tiny grid, end to end: tables, statistics, figures, FINDINGS, the
+MLflow store, the report, a rerun that does nothing, and a resumed study."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from study import N_RUNS, check_mlflow_runs, check_tables, snakemake, write_config
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("study")
+    write_config(workdir)
+    out = snakemake(workdir, "--cores", "2")
+    return workdir, out
+
+
+def store_runs(workdir) -> list[dict]:
+    """Every active run of the study's store, as the REST API would shape it."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir}/results/mlflow.db")
+    exp = client.get_experiment_by_name("tiny")
+    out = []
+    for r in client.search_runs([exp.experiment_id], max_results=5000):
+        out.append({
+            "info": {"status": r.info.status, "run_id": r.info.run_id},
+            "data": {
+                "tags": [{"key": k, "value": v} for k, v in r.data.tags.items()],
+                "params": [{"key": k, "value": v} for k, v in r.data.params.items()],
+                "metrics": [{"key": k} for k in r.data.metrics],
+            },
+        })
+    return out
+
+
+def test_tables_follow_the_contract(study):
+    workdir, _ = study
+    check_tables(workdir / "results")
+
+
+def test_statistics_and_findings(study):
+    workdir, _ = study
+    tables = workdir / "results" / "tables"
+    selected = pd.read_csv(tables / "selected.csv")
+    assert len(selected) == 16 and selected["selected_lr"].isin([0.01, 0.1]).all()
+    summary = pd.read_csv(tables / "summary.csv")
+    assert len(summary) == 32 and (summary["n_seeds"] == 2).all()
+    assert len(pd.read_csv(tables / "comparisons.csv")) > 0
+    theory = pd.read_csv(tables / "theory.csv")
+    assert {"predicted_slope", "measured_slope"} <= set(theory.columns)
+    findings = (workdir / "results" / "FINDINGS.md").read_text()
+    for n in range(1, 7):
+        assert f"{n}." in findings or f"Claim {n}" in findings
+
+
+def test_figures_are_drawn(study):
+    workdir, _ = study
+    pngs = sorted((workdir / "results" / "figures").glob("*.png"))
+    assert len(pngs) >= 8
+    assert all(p.stat().st_size > 10_000 for p in pngs)
+
+
+def test_mlflow_store_has_one_finished_run_per_replica(study):
+    workdir, _ = study
+    runs = store_runs(workdir)
+    expected = pd.read_csv(workdir / "results" / "tables" / "runs.csv")
+    check_mlflow_runs(runs, expected)
+    ids = set(expected["mlflow_run_id"])
+    assert ids == {r["info"]["run_id"] for r in runs if r["info"]["run_id"] in ids}
+    parent = [r for r in runs if {"key": "vanishing.role", "value": "study"} in r["data"]["tags"]]
+    assert len(parent) == 1 and parent[0]["info"]["status"] == "FINISHED"
+
+
+def test_rerun_does_nothing(study):
+    workdir, _ = study
+    out = snakemake(workdir, "--cores", "2", "-n")
+    assert "Nothing to be done" in out.stdout + out.stderr
+
+
+def test_report_builds(study):
+    workdir, _ = study
+    snakemake(workdir, "--report", str(workdir / "results" / "report.html"))
+    html = (workdir / "results" / "report.html").read_text(errors="replace")
+    assert "Trainability" in html and "Gradient flow" in html and len(html) > 100_000
+
+
+def test_resume_retrains_only_what_is_missing(study):
+    """A job whose manifest is gone and one of whose cells was cut off retrains that cell only;
+    the store still has exactly one FINISHED run per (cell, lr, seed)."""
+    workdir, _ = study
+    results = workdir / "results"
+    job = results / "jobs" / "norm~batch_residual~true.json"
+    cells = json.loads(job.read_text())["cells"]
+    job.unlink()
+    cut = workdir / cells[1]
+    (cut / "DONE.json").unlink()
+    before = pd.read_csv(cut / "runs.csv")
+    snakemake(workdir, "--cores", "2")
+    log = (results / "logs" / "train" / "norm~batch_residual~true.log").read_text()
+    assert log.count("already done, skipped") == len(cells) - 1
+    assert f"{cut.name}: training" in log
+    after = pd.read_csv(cut / "runs.csv")
+    pd.testing.assert_series_equal(before["final_test_accuracy"], after["final_test_accuracy"])
+    runs = store_runs(workdir)
+    check_mlflow_runs(runs, pd.read_csv(results / "tables" / "runs.csv"))
+    assert len(pd.read_csv(results / "tables" / "runs.csv")) == N_RUNS

@@ -1,0 +1,80 @@
+"""Training through Lightning: replicas inside a batch equal the same seed and lr trained alone;
+divergence freezes one replica and leaves the others untouched; runs are repeatable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vanishing.config import Cell, DataConfig, ModelConfig, TrainConfig
+from vanishing.data import load_splits
+from vanishing.train import fit_cell
+
+
+@pytest.fixture(scope="module")
+def splits():
+    torch.set_num_threads(1)
+    return load_splits(DataConfig(), probe_size=64)
+
+
+def cell(activation="tanh", norm="none", residual=False, depth=4, epochs=2, optimizer="sgd"):
+    return Cell("test", DataConfig(), ModelConfig(activation, depth, norm, residual, width=16),
+                TrainConfig(optimizer=optimizer, epochs=epochs, probe_every=5, probe_size=64))
+
+
+def losses(module) -> np.ndarray:
+    return torch.stack(module.history.step_losses).cpu().numpy()  # (steps, R)
+
+
+def probes(module, q="grad_preact_rms") -> np.ndarray:
+    return np.stack([v[q] for _, v in module.history.probes])  # (probes, R, depth)
+
+
+@pytest.mark.parametrize(
+    "norm,residual,optimizer",
+    [("none", False, "sgd"), ("batch", False, "sgd"), ("none", True, "sgd"),
+     ("layer", True, "adam")],
+)
+def test_replica_in_batch_matches_replica_alone(splits, norm, residual, optimizer):
+    c = cell(norm=norm, residual=residual, optimizer=optimizer)
+    seeds, lrs = [0, 1, 0, 1], [0.01, 0.01, 0.05, 0.05]
+    if optimizer == "adam":
+        lrs = [x / 10 for x in lrs]
+    batch, _ = fit_cell(c, splits, seeds, lrs)
+    d = batch.data
+    _, acc_batch = batch.evaluate(d.x_test, d.y_test)
+    for r in (1, 2):
+        alone, _ = fit_cell(c, splits, [seeds[r]], [lrs[r]])
+        np.testing.assert_allclose(losses(batch)[:20, r], losses(alone)[:20, 0], rtol=1e-4)
+        np.testing.assert_allclose(probes(batch)[:5, r], probes(alone)[:5, 0], rtol=1e-3)
+        _, acc_alone = alone.evaluate(alone.data.x_test, alone.data.y_test)
+        # after 32 steps float rounding may flip a handful of the 360 test predictions
+        assert abs(acc_batch[r] - acc_alone[0]) <= 0.02
+
+
+def test_divergence_freezes_one_replica_only(splits):
+    c = cell(activation="relu", depth=6, epochs=2)
+    both, _ = fit_cell(c, splits, [0, 0], [0.05, 500.0])
+    alone, _ = fit_cell(c, splits, [0], [0.05])
+    step = both.history.diverged_step[1]
+    assert both.history.diverged_step[0] is None and step is not None and step < 10
+    np.testing.assert_allclose(losses(both)[:, 0], losses(alone)[:, 0], rtol=1e-4)
+    assert (losses(both)[step:, 1] == 0).all()  # frozen: no loss counted after divergence
+    assert np.isnan(probes(both)[-1, 1]).all() and np.isfinite(probes(both)[-1, 0]).all()
+    assert all(np.isfinite(p).all() for p in both.net.parameters() for p in [p.detach().numpy()])
+
+
+def test_same_seed_same_numbers(splits):
+    c = cell(norm="batch")
+    a, _ = fit_cell(c, splits, [3], [0.02])
+    b, _ = fit_cell(c, splits, [3], [0.02])
+    np.testing.assert_array_equal(losses(a), losses(b))
+    np.testing.assert_array_equal(probes(a), probes(b))
+
+
+def test_probes_at_step_zero_every_k_and_at_the_end(splits):
+    m, _ = fit_cell(cell(epochs=1), splits, [0], [0.01])
+    steps = [s for s, _ in m.history.probes]
+    n = len(splits.y_train) // 64
+    assert steps == [*range(0, n, 5), n]
