@@ -5,7 +5,6 @@ import os
 
 from snakemake.utils import min_version, validate
 
-
 min_version("9.0")
 
 
@@ -22,7 +21,20 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/analysis.smk"
 
 
+# On a cluster only training is worth a batch job; the rest is seconds of pandas and plotting.
+localrules:
+    all,
+    tracking,
+    aggregate,
+    stats,
+    figures,
+    findings,
+    report_tables,
+    publish,
+
+
 rule all:
+    default_target: True
     input:
         rules.aggregate.output,
         rules.stats.output,
@@ -30,4 +42,3 @@ rule all:
         rules.findings.output,
         rules.report_tables.output,
         rules.publish.output,
-    default_target: True

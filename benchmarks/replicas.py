@@ -45,9 +45,7 @@ def batched_step_ms(cfg: ModelConfig, R: int, batch: int, x_all, y_all, steps: i
 
 def plain_step_ms(cfg: ModelConfig, batch: int, x_all, y_all, steps: int) -> float:
     """The reference: nn.Sequential of Linear/BatchNorm1d/activation and torch.optim.SGD."""
-    act = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}[
-        cfg.activation
-    ]
+    act = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}[cfg.activation]
     layers, d = [], x_all.shape[1]
     for _ in range(cfg.depth):
         layers += [nn.Linear(d, cfg.width)]
@@ -96,8 +94,10 @@ def main() -> None:
     splits = load_splits(DataConfig(), 256)
     x, y = splits.x_train, splits.y_train
     cfg = ModelConfig(a.activation, a.depth, a.norm, False, a.width)
-    print(f"depth {a.depth}, width {a.width}, batch {a.batch}, norm {a.norm}, "
-          f"{a.activation}, threads {a.threads}, torch {torch.__version__}")
+    print(
+        f"depth {a.depth}, width {a.width}, batch {a.batch}, norm {a.norm}, "
+        f"{a.activation}, threads {a.threads}, torch {torch.__version__}"
+    )
     plain = median(lambda: plain_step_ms(cfg, a.batch, x, y, a.steps), a.repeats)
     alone = median(lambda: batched_step_ms(cfg, 1, a.batch, x, y, a.steps), a.repeats)
     print(f"plain PyTorch loop, one model      : {plain:7.2f} ms/step")
@@ -106,9 +106,11 @@ def main() -> None:
         if R == 1:
             continue
         ms = median(lambda R=R: batched_step_ms(cfg, R, a.batch, x, y, a.steps), a.repeats)
-        print(f"batched model, R={R:<3d}              : {ms:7.2f} ms/step  "
-              f"= {ms / alone:5.2f} x one replica; one after another: {R * alone:7.2f} ms "
-              f"({R * alone / ms:4.1f} x slower)")
+        print(
+            f"batched model, R={R:<3d}              : {ms:7.2f} ms/step  "
+            f"= {ms / alone:5.2f} x one replica; one after another: {R * alone:7.2f} ms "
+            f"({R * alone / ms:4.1f} x slower)"
+        )
     if a.lightning:
         from vanishing.train import fit_cell
 
@@ -117,9 +119,11 @@ def main() -> None:
         cell = Cell("bench", DataConfig(), cfg, TrainConfig(epochs=10, probe_every=50))
         module, secs = fit_cell(cell, splits, seeds, lrs)
         steps = module.trainer.global_step
-        print(f"Lightning fit, R=12, {steps} steps   : {secs / steps * 1000:7.2f} ms/step "
-              f"(probes {module.history.probe_seconds:.2f} s, "
-              f"evaluation {module.history.eval_seconds:.2f} s of {secs:.2f} s)")
+        print(
+            f"Lightning fit, R=12, {steps} steps   : {secs / steps * 1000:7.2f} ms/step "
+            f"(probes {module.history.probe_seconds:.2f} s, "
+            f"evaluation {module.history.eval_seconds:.2f} s of {secs:.2f} s)"
+        )
 
 
 if __name__ == "__main__":

@@ -37,10 +37,21 @@ def write_config(workdir: Path, **overrides) -> Path:
 
 def snakemake(workdir: Path, *args: str, env: dict | None = None, timeout: int = 900):
     """Run the real Snakefile in ``workdir``; returns the CompletedProcess (output captured)."""
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-           "--configfile", str(workdir / "tiny.yaml"), *args]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env or snakemake_env(),
-                         timeout=timeout)
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(workdir / "tiny.yaml"),
+        *args,
+    ]
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, env=env or snakemake_env(), timeout=timeout
+    )
     if out.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{out.stdout[-4000:]}\n{out.stderr[-6000:]}")
     return out

@@ -40,11 +40,15 @@ def test_schema_defaults_agree_with_dataclasses():
 @pytest.mark.parametrize(
     "patch,needle",
     [
-        ({"grid": {**MINIMAL["grid"], "activation": ["sigmod"]}},
-         "'sigmod' is not one of ['sigmoid', 'tanh', 'relu', 'gelu']"),
+        (
+            {"grid": {**MINIMAL["grid"], "activation": ["sigmod"]}},
+            "'sigmod' is not one of ['sigmoid', 'tanh', 'relu', 'gelu']",
+        ),
         ({"grid": {**MINIMAL["grid"], "depth": [0]}}, "0 is less than the minimum of 1"),
-        ({"grid": {**MINIMAL["grid"], "norm": ["group"]}},
-         "'group' is not one of ['none', 'batch', 'layer']"),
+        (
+            {"grid": {**MINIMAL["grid"], "norm": ["group"]}},
+            "'group' is not one of ['none', 'batch', 'layer']",
+        ),
         ({"trian": {"epochs": 3}}, "'trian' was unexpected"),
         ({"grid": {**MINIMAL["grid"], "widht": [8]}}, "'widht' was unexpected"),
         ({"train": {"lr": [0.1, -1]}}, "-1"),
@@ -67,9 +71,24 @@ def test_bad_config_stops_the_workflow_before_any_job(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**MINIMAL, "grid": {**MINIMAL["grid"], "depth": [0]}}))
     out = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
-         "--configfile", str(bad), "-n", "--workflow-profile", "none"],
-        capture_output=True, text=True, env=snakemake_env(), timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            str(tmp_path),
+            "--configfile",
+            str(bad),
+            "-n",
+            "--workflow-profile",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        env=snakemake_env(),
+        timeout=120,
     )
     said = out.stdout + out.stderr
     assert out.returncode != 0

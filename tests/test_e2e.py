@@ -28,14 +28,16 @@ def store_runs(workdir) -> list[dict]:
     exp = client.get_experiment_by_name("tiny")
     out = []
     for r in client.search_runs([exp.experiment_id], max_results=5000):
-        out.append({
-            "info": {"status": r.info.status, "run_id": r.info.run_id},
-            "data": {
-                "tags": [{"key": k, "value": v} for k, v in r.data.tags.items()],
-                "params": [{"key": k, "value": v} for k, v in r.data.params.items()],
-                "metrics": [{"key": k} for k in r.data.metrics],
-            },
-        })
+        out.append(
+            {
+                "info": {"status": r.info.status, "run_id": r.info.run_id},
+                "data": {
+                    "tags": [{"key": k, "value": v} for k, v in r.data.tags.items()],
+                    "params": [{"key": k, "value": v} for k, v in r.data.params.items()],
+                    "metrics": [{"key": k} for k in r.data.metrics],
+                },
+            }
+        )
     return out
 
 
@@ -91,19 +93,24 @@ def test_report_builds(study):
 
 
 def test_resume_retrains_only_what_is_missing(study):
-    """A job whose manifest is gone and one of whose cells was cut off retrains that cell only;
-    the store still has exactly one FINISHED run per (cell, lr, seed)."""
+    """The state a study is in when a training job was killed after its first cell: the job
+    wrote no manifest, its second cell no DONE.json, and nothing downstream ran. The rerun trains
+    the cut-off cell and the cells after it, skips the first, and the store still has exactly
+    one FINISHED run per (cell, lr, seed)."""
     workdir, _ = study
     results = workdir / "results"
     job = results / "jobs" / "norm~batch_residual~true.json"
     cells = json.loads(job.read_text())["cells"]
     job.unlink()
+    for later in cells[1:]:
+        (workdir / later / "DONE.json").unlink()
+    for table in (results / "tables").glob("*"):
+        table.unlink()
     cut = workdir / cells[1]
-    (cut / "DONE.json").unlink()
     before = pd.read_csv(cut / "runs.csv")
     snakemake(workdir, "--cores", "2")
     log = (results / "logs" / "train" / "norm~batch_residual~true.log").read_text()
-    assert log.count("already done, skipped") == len(cells) - 1
+    assert log.count("already done, skipped") == 1
     assert f"{cut.name}: training" in log
     after = pd.read_csv(cut / "runs.csv")
     pd.testing.assert_series_equal(before["final_test_accuracy"], after["final_test_accuracy"])

@@ -74,8 +74,12 @@ def test_replica_init_depends_only_on_its_seed():
 
 @pytest.mark.parametrize(
     "activation,norm,residual",
-    [("sigmoid", "none", False), ("relu", "batch", False), ("gelu", "layer", True),
-     ("tanh", "batch", True)],
+    [
+        ("sigmoid", "none", False),
+        ("relu", "batch", False),
+        ("gelu", "layer", True),
+        ("tanh", "batch", True),
+    ],
 )
 def test_training_matches_plain_pytorch(activation, norm, residual):
     """20 SGD steps of a batched model (lr per replica via loss weights) equal 20 steps of each
@@ -85,8 +89,10 @@ def test_training_matches_plain_pytorch(activation, norm, residual):
     net = BatchedMLP(cfg, 10, 4, seeds=[0, 1, 2])
     refs = [ReferenceMLP(net, r) for r in range(3)]
     opt, weights = make_optimizer("sgd", net.parameters(), lrs, momentum=0.9)
-    ref_opts = [torch.optim.SGD(m.parameters(), lr=float(lr), momentum=0.9)
-                for m, lr in zip(refs, lrs, strict=True)]
+    ref_opts = [
+        torch.optim.SGD(m.parameters(), lr=float(lr), momentum=0.9)
+        for m, lr in zip(refs, lrs, strict=True)
+    ]
     gen = torch.Generator().manual_seed(0)
     for _ in range(20):
         x = torch.randn(3, 32, 10, generator=gen)
@@ -102,8 +108,8 @@ def test_training_matches_plain_pytorch(activation, norm, residual):
             loss.backward()
             o.step()
     for r, m in enumerate(refs):
-        torch.testing.assert_close(net.weights[0][r], m.linears[0].weight.t(), rtol=1e-3,
-                                   atol=1e-5)
+        torch.testing.assert_close(net.weights[0][r], m.linears[0].weight.t(), rtol=1e-3, atol=1e-5)
         if norm == "batch":  # running statistics per replica, as nn.BatchNorm1d keeps them
-            torch.testing.assert_close(net.running_var_1[r], m.norms[1].running_var, rtol=1e-3,
-                                       atol=1e-5)
+            torch.testing.assert_close(
+                net.running_var_1[r], m.norms[1].running_var, rtol=1e-3, atol=1e-5
+            )

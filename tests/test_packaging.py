@@ -12,8 +12,9 @@ from conftest import REPO
 
 def pyproject_pins() -> dict[str, str]:
     meta = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    reqs = meta["dependencies"] + [r for extra in meta["optional-dependencies"].values()
-                                   for r in extra]
+    reqs = meta["dependencies"] + [
+        r for extra in meta["optional-dependencies"].values() for r in extra
+    ]
     return dict(r.split("==") for r in reqs)
 
 

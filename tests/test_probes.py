@@ -26,20 +26,22 @@ def test_probe_values_match_per_example_autograd(norm, residual):
         ref = ReferenceMLP(net, r)
         sq = torch.zeros(3)
         for i in range(5):
-            hs = []
-            hooks = [lin.register_forward_hook(lambda m, inp, out: hs.append(out))
-                     for lin in ref.linears[:-1]]
+            hs: list[torch.Tensor] = []
+            hooks = [
+                lin.register_forward_hook(lambda m, inp, out, hs=hs: hs.append(out))
+                for lin in ref.linears[:-1]
+            ]
             loss = F.cross_entropy(ref(x[r, i : i + 1]), y[r, i : i + 1])
             for h in hooks:
                 h.remove()
             grads = torch.autograd.grad(loss, hs)
             sq += torch.stack([g.pow(2).sum() for g in grads])
-        torch.testing.assert_close(got["grad_preact_rms"][r], (sq / 5).sqrt(), rtol=1e-4,
-                                   atol=1e-7)
+        torch.testing.assert_close(got["grad_preact_rms"][r], (sq / 5).sqrt(), rtol=1e-4, atol=1e-7)
         loss = F.cross_entropy(ref(x[r]), y[r])
         gw = torch.autograd.grad(loss, [lin.weight for lin in ref.linears[:-1]])
-        torch.testing.assert_close(got["grad_weight_norm"][r], torch.stack([g.norm() for g in gw]),
-                                   rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(
+            got["grad_weight_norm"][r], torch.stack([g.norm() for g in gw]), rtol=1e-4, atol=1e-7
+        )
 
 
 def test_batch_norm_probe_uses_batch_statistics_and_leaves_running_stats():

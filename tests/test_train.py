@@ -19,8 +19,12 @@ def splits():
 
 
 def cell(activation="tanh", norm="none", residual=False, depth=4, epochs=2, optimizer="sgd"):
-    return Cell("test", DataConfig(), ModelConfig(activation, depth, norm, residual, width=16),
-                TrainConfig(optimizer=optimizer, epochs=epochs, probe_every=5, probe_size=64))
+    return Cell(
+        "test",
+        DataConfig(),
+        ModelConfig(activation, depth, norm, residual, width=16),
+        TrainConfig(optimizer=optimizer, epochs=epochs, probe_every=5, probe_size=64),
+    )
 
 
 def losses(module) -> np.ndarray:
@@ -33,8 +37,12 @@ def probes(module, q="grad_preact_rms") -> np.ndarray:
 
 @pytest.mark.parametrize(
     "norm,residual,optimizer",
-    [("none", False, "sgd"), ("batch", False, "sgd"), ("none", True, "sgd"),
-     ("layer", True, "adam")],
+    [
+        ("none", False, "sgd"),
+        ("batch", False, "sgd"),
+        ("none", True, "sgd"),
+        ("layer", True, "adam"),
+    ],
 )
 def test_replica_in_batch_matches_replica_alone(splits, norm, residual, optimizer):
     c = cell(norm=norm, residual=residual, optimizer=optimizer)

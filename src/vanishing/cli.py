@@ -18,6 +18,7 @@ import argparse
 import itertools
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -110,6 +111,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         "import_seconds": t_imported - T_START,
         "process_seconds": time.perf_counter() - T_START,
         "fit_seconds": fit,
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID", ""),
     }
     a.manifest.parent.mkdir(parents=True, exist_ok=True)
     a.manifest.write_text(json.dumps(manifest, indent=2))

@@ -76,9 +76,7 @@ def load_splits(cfg: DataConfig, probe_size: int) -> Splits:
     x, y = raw_dataset(cfg)
     idx = np.arange(len(y))
     held = cfg.val_fraction + cfg.test_fraction
-    i_train, i_held = train_test_split(
-        idx, test_size=held, stratify=y, random_state=cfg.split_seed
-    )
+    i_train, i_held = train_test_split(idx, test_size=held, stratify=y, random_state=cfg.split_seed)
     i_val, i_test = train_test_split(
         i_held,
         test_size=cfg.test_fraction / held,

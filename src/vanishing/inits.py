@@ -18,7 +18,7 @@ ACTIVATIONS = SATURATING + RECTIFYING
 
 
 def resolve_init(init: str, activation: str) -> str:
-    """The concrete scheme behind ``auto``: Xavier/Glorot for sigmoid and tanh, He for relu and gelu."""
+    """The scheme behind ``auto``: Xavier/Glorot for sigmoid and tanh, He for relu and gelu."""
     if init not in INITS:
         raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
     if init != "auto":
@@ -49,7 +49,7 @@ def weight_variance(init: str, fan_in: int, fan_out: int) -> float:
 
 
 def bias_variance(init: str, fan_in: int) -> float:
-    """Var(b_i): PyTorch's default draws U(+-1/sqrt(fan_in)) (variance 1 / (3 fan_in)); others use 0."""
+    """Var(b_i): PyTorch's default draws U(+-1/sqrt(fan_in)), variance 1 / (3 fan_in); others 0."""
     if init == "pytorch":
         return 1.0 / (3.0 * fan_in)
     if init in ("xavier", "kaiming", "orthogonal"):

@@ -141,7 +141,6 @@ class BatchedMLP(nn.Module):
         logits = torch.baddbmm(self.biases[-1].unsqueeze(1), x, self.weights[-1])
         return logits, preacts, acts
 
-
     def sq_norms(self) -> torch.Tensor:
         """Squared L2 norm (R,) of each replica's parameters (for weight decay)."""
         return sum(p.pow(2).flatten(1).sum(1) for p in self.parameters())

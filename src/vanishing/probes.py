@@ -40,7 +40,7 @@ def saturation(activation: str, a: torch.Tensor) -> torch.Tensor:
 
 
 def measure(net: BatchedMLP, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Probe every replica of ``net`` on x (R, P, input_dim), y (R, P); values (R, depth), on CPU."""
+    """Probe every replica of ``net`` on x (R, P, input_dim), y (R, P): values (R, depth), CPU."""
     was_training = net.training
     net.train()
     with torch.enable_grad():

@@ -29,6 +29,7 @@ def git_commit(where: Path | None = None) -> str:
     'unknown' outside a git checkout."""
     where = where or Path(__file__).resolve().parent
     try:
+
         def git(*args):
             return subprocess.run(
                 ["git", *args], cwd=where, capture_output=True, text=True, check=True, timeout=10

@@ -60,7 +60,10 @@ def replica_grid(seeds: list[int], lrs: list[float]) -> tuple[list[int], list[fl
 def cell_tables(cell, splits: Splits, seeds, lrs, module, fit_seconds: float):
     """runs, layer_gradients and curves rows of one trained cell (see docs/outputs.md)."""
     hist = module.history
-    settings = [{**cell.settings(lr), "cell": cell.name, "seed": s} for s, lr in zip(seeds, lrs)]
+    settings = [
+        {**cell.settings(lr), "cell": cell.name, "seed": s}
+        for s, lr in zip(seeds, lrs, strict=True)
+    ]
     d = module.data
     train_loss, _ = module.evaluate(d.x_train, d.y_train)
     _, val_acc = module.evaluate(d.x_val, d.y_val)
@@ -79,7 +82,8 @@ def cell_tables(cell, splits: Splits, seeds, lrs, module, fit_seconds: float):
                 "input_second_moment": splits.input_second_moment,
                 "final_train_loss": np.nan if dead else float(train_loss[r]),
                 "final_val_accuracy": np.nan if dead else float(val_acc[r]),
-                "best_val_accuracy": float(np.nanmax(curves[r])) if np.isfinite(curves[r]).any()
+                "best_val_accuracy": float(np.nanmax(curves[r]))
+                if np.isfinite(curves[r]).any()
                 else np.nan,
                 "final_test_accuracy": np.nan if dead else float(test_acc[r]),
                 "diverged": dead,
@@ -105,10 +109,15 @@ def cell_tables(cell, splits: Splits, seeds, lrs, module, fit_seconds: float):
 def run_metrics(run: pd.Series, layers: pd.DataFrame, curves: pd.DataFrame, depth: int):
     """(key, value, step) triples of one run for MLflow, with stage-prefixed names."""
     width = max(2, len(str(depth)))
-    out = [(f"{q}/layer_{int(l):0{width}d}", v, st) for q in QUANTITIES
-           for l, v, st in zip(layers["layer"], layers[q], layers["step"], strict=True)]
-    out += [("train/loss", v, s) for v, s in zip(curves["train_loss"], curves["step"])]
-    out += [("val/accuracy", v, s) for v, s in zip(curves["val_accuracy"], curves["step"])]
+    out = [
+        (f"{q}/layer_{int(layer):0{width}d}", v, st)
+        for q in QUANTITIES
+        for layer, v, st in zip(layers["layer"], layers[q], layers["step"], strict=True)
+    ]
+    out += [("train/loss", v, s) for v, s in zip(curves["train_loss"], curves["step"], strict=True)]
+    out += [
+        ("val/accuracy", v, s) for v, s in zip(curves["val_accuracy"], curves["step"], strict=True)
+    ]
     last = int(curves["step"].max())
     for key, col in [
         ("train/final_loss", "final_train_loss"),
@@ -134,7 +143,7 @@ def train_cell(cell: Cell, seeds, lrs, cell_dir: Path, tracking: dict, accelerat
     t0 = time.perf_counter()
     splits = load_splits(cell.data, cell.train.probe_size)
     mlflow_runs = CellRuns(tracking)
-    settings = [{**cell.settings(lr), "seed": s} for s, lr in zip(r_seeds, r_lrs)]
+    settings = [{**cell.settings(lr), "seed": s} for s, lr in zip(r_seeds, r_lrs, strict=True)]
     params = {**provenance(), "init_scheme": cell.model.init_scheme, "cell": cell.name}
     params.update({f"data_{k}": v for k, v in asdict(cell.data).items() if k != "name"})
     params["probe_size"] = cell.train.probe_size
@@ -148,8 +157,9 @@ def train_cell(cell: Cell, seeds, lrs, cell_dir: Path, tracking: dict, accelerat
         for r, run_id in enumerate(run_ids):
             sel = (layers["seed"] == r_seeds[r]) & (layers["lr"] == r_lrs[r])
             csel = (curves["seed"] == r_seeds[r]) & (curves["lr"] == r_lrs[r])
-            mlflow_runs.log(run_id, run_metrics(runs.iloc[r], layers[sel], curves[csel],
-                                                cell.model.depth))
+            mlflow_runs.log(
+                run_id, run_metrics(runs.iloc[r], layers[sel], curves[csel], cell.model.depth)
+            )
             mlflow_runs.finish(run_id)
         log_seconds = time.perf_counter() - t_log
     except BaseException:
@@ -180,15 +190,22 @@ def run_job(cells: list[Cell], seeds, lrs, out: Path, tracking: dict, accelerato
             log.info("[%d/%d] %s: already done, skipped", i, len(cells), cell.name)
             done.append(cell.name)
             continue
-        log.info("[%d/%d] %s: training %d replicas", i, len(cells), cell.name,
-                 len(seeds) * len(lrs))
+        log.info(
+            "[%d/%d] %s: training %d replicas", i, len(cells), cell.name, len(seeds) * len(lrs)
+        )
         try:
             timing = train_cell(cell, seeds, lrs, cell_dir, tracking, accelerator)
         except Exception:
             log.exception("[%d/%d] %s: failed", i, len(cells), cell.name)
             failed.append(cell.name)
             continue
-        log.info("[%d/%d] %s: done in %.1f s (fit %.1f s)", i, len(cells), cell.name,
-                 timing["cell_seconds"], timing["fit_seconds"])
+        log.info(
+            "[%d/%d] %s: done in %.1f s (fit %.1f s)",
+            i,
+            len(cells),
+            cell.name,
+            timing["cell_seconds"],
+            timing["fit_seconds"],
+        )
         done.append(cell.name)
     return done, failed

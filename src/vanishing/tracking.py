@@ -25,7 +25,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
 from mlflow import MlflowClient  # noqa: E402
-from mlflow.entities import Metric, Param, RunStatus, RunTag  # noqa: E402
+from mlflow.entities import Metric, Param, RunStatus  # noqa: E402
 
 MAX_METRICS, MAX_PARAMS_TAGS = 1000, 100  # log_batch limits per call
 STUDY_ROLE = "vanishing.role"
@@ -72,7 +72,12 @@ def init_study(uri: str, study: str, config: dict, provenance: dict) -> dict:
         parent_id = parent.info.run_id
     client.log_text(parent_id, json.dumps(config, indent=2), "config.json")
     client.log_text(parent_id, json.dumps(provenance, indent=2), "provenance.json")
-    return {"tracking_uri": uri, "study": study, "experiment_id": exp_id, "parent_run_id": parent_id}
+    return {
+        "tracking_uri": uri,
+        "study": study,
+        "experiment_id": exp_id,
+        "parent_run_id": parent_id,
+    }
 
 
 def _chunks(items: list, size: int):
@@ -94,7 +99,9 @@ class CellRuns:
         tagged with every setting, with the settings, seed and provenance as params."""
         stale = self.client.search_runs(
             [self.exp_id],
-            filter_string=f"tags.cell = '{cell}' and tags.`mlflow.parentRunId` = '{self.parent_id}'",
+            filter_string=(
+                f"tags.cell = '{cell}' and tags.`mlflow.parentRunId` = '{self.parent_id}'"
+            ),
             max_results=10000,
         )
         for run in stale:

@@ -8,5 +8,7 @@ rule aggregate:
         curves="results/tables/curves.csv",
     log:
         "results/logs/aggregate.log",
+    conda:
+        "../../environment.yml"
     shell:
-        "{VANISHING} aggregate --manifests {input} --out results/tables 2> {log}"
+        "vanishing aggregate --manifests {input} --out results/tables 2> {log}"

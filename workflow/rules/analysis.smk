@@ -34,8 +34,10 @@ rule stats:
         profiles="results/tables/theory_profiles.csv",
     log:
         "results/logs/stats.log",
+    conda:
+        "../../environment.yml"
     shell:
-        "{VANISHING} stats --tables results/tables 2> {log}"
+        "vanishing stats --tables results/tables 2> {log}"
 
 
 rule figures:
@@ -55,8 +57,10 @@ rule figures:
         pdf=expand("results/figures/{name}.pdf", name=FIGURES),
     log:
         "results/logs/figures.log",
+    conda:
+        "../../environment.yml"
     shell:
-        "{VANISHING} figures --tables results/tables --out results/figures 2> {log}"
+        "vanishing figures --tables results/tables --out results/figures 2> {log}"
 
 
 rule findings:
@@ -71,14 +75,19 @@ rule findings:
         ),
     log:
         "results/logs/findings.log",
+    conda:
+        "../../environment.yml"
     shell:
-        "{VANISHING} findings --tables results/tables --out {output} 2> {log}"
+        "vanishing findings --tables results/tables --out {output} 2> {log}"
 
 
 rule report_tables:
     """The statistics tables, as the report shows them."""
     input:
-        expand("results/tables/{name}.csv", name=["selected", "comparisons", "anova", "theory"]),
+        expand(
+            "results/tables/{name}.csv",
+            name=["selected", "comparisons", "anova", "theory"],
+        ),
     output:
         report(
             directory("results/report_tables"),
@@ -88,6 +97,8 @@ rule report_tables:
         ),
     log:
         "results/logs/report_tables.log",
+    conda:
+        "../../environment.yml"
     shell:
         "mkdir -p {output} && cp {input} {output}/ 2> {log}"
 
@@ -104,6 +115,8 @@ rule publish:
         "results/published.txt",
     log:
         "results/logs/publish.log",
+    conda:
+        "../../environment.yml"
     shell:
-        "{VANISHING} publish --tracking {input.tracking} --done {output}"
+        "vanishing publish --tracking {input.tracking} --done {output}"
         " --files {input.tables} {input.stats} {input.figures} {input.findings} 2> {log}"

@@ -1,8 +1,11 @@
 import os
-import shlex
 import sys
 
 from vanishing.config import SETTINGS, expand_jobs, study_lrs
+
+
+envvars:
+    "PATH",
 
 
 try:
@@ -13,8 +16,11 @@ except ValueError as e:
 LRS = study_lrs(config)
 GRID_AXES = [axis for axis in config["grid"] if axis != "lr"]
 TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI") or config["mlflow"]["tracking_uri"]
-# The package's command line, run by the interpreter that runs Snakemake (also inside jobs).
-VANISHING = f"{shlex.quote(sys.executable)} -m vanishing"
+# Jobs find the package's command line `vanishing` beside the interpreter running Snakemake,
+# also when its virtual environment is not activated (jobs, also SLURM's, inherit PATH).
+os.environ["PATH"] = os.pathsep.join(
+    [os.path.dirname(sys.executable), os.environ["PATH"]]
+)
 GPU = config["compute"]["accelerator"] == "gpu"
 
 

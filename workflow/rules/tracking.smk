@@ -6,9 +6,11 @@ rule tracking:
         "results/tracking.json",
     log:
         "results/logs/tracking.log",
+    conda:
+        "../../environment.yml"
     params:
         uri=TRACKING_URI,
         study=config["study"],
     shell:
-        "{VANISHING} init-tracking --tracking-uri {params.uri:q} --study {params.study:q}"
+        "vanishing init-tracking --tracking-uri {params.uri:q} --study {params.study:q}"
         " --out {output} 2> {log}"

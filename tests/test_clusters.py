@@ -1,0 +1,200 @@
+"""Beyond one process: the tiny study on a real single-node SLURM cluster, and against a real
+`mlflow server` on the loopback interface (reachable, unreachable, and dropping mid-study)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import REPO, snakemake_env
+from study import check_mlflow_runs, check_tables, snakemake, write_config
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.slurm
+def test_tiny_study_on_slurm(slurm_cluster, tmp_path):
+    """Training jobs go through sbatch (the plugin), the rest runs on the submit host; the
+    outputs and the MLflow store are the same as in a local run."""
+    write_config(tmp_path)
+    env = {**slurm_cluster.env, "VANISHING_SLURM_PARTITION": "cpu"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    out = snakemake(
+        tmp_path,
+        "--profile",
+        str(REPO / "workflow" / "profiles" / "slurm"),
+        "--workflow-profile",
+        "none",
+        env=env,
+    )
+    said = out.stdout + out.stderr
+    assert said.count("Job ") >= 4 and "SLURM" in said
+    runs = check_tables(tmp_path / "results")
+    from test_e2e import store_runs
+
+    check_mlflow_runs(store_runs(tmp_path), runs)
+    # every training job ran inside a SLURM allocation
+    for log in (tmp_path / "results" / "logs" / "train").glob("*.log"):
+        assert "SLURM_JOB_ID" not in log.read_text()  # no error about a missing job id
+    jobs = [json.loads(p.read_text()) for p in (tmp_path / "results" / "jobs").glob("*.json")]
+    assert len(jobs) == 4 and all(j["slurm_job_id"] for j in jobs)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(uri: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mlflow server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(uri + "/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"mlflow server at {uri} not healthy after {timeout} s")
+
+
+def start_server(workdir: Path, port: int) -> subprocess.Popen:
+    log = open(workdir / f"mlflow-server-{port}.log", "w")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{workdir}/server.db",
+            "--artifacts-destination",
+            str(workdir / "server-artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_healthy(f"http://127.0.0.1:{port}", proc)
+    return proc
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    """Stop the server and the workers it forked (its own process group, started above)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+def rest(uri: str, path: str, body: dict | None = None) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        uri + path, data=data, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+@pytest.fixture
+def server(tmp_path):
+    port = free_port()
+    proc = start_server(tmp_path, port)
+    yield f"http://127.0.0.1:{port}", proc, port
+    stop_server(proc)
+
+
+def search_runs(uri: str, study: str) -> list[dict]:
+    exp = rest(uri, f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={study}")
+    body = {"experiment_ids": [exp["experiment"]["experiment_id"]], "max_results": 1000}
+    return rest(uri, "/api/2.0/mlflow/runs/search", body).get("runs", [])
+
+
+def test_tiny_study_against_a_tracking_server(server, tmp_path):
+    uri, _, _ = server
+    write_config(tmp_path)
+    env = {**snakemake_env(), "MLFLOW_TRACKING_URI": uri}
+    snakemake(tmp_path, "--cores", "2", env=env)
+    runs = check_tables(tmp_path / "results")
+    found = search_runs(uri, "tiny")
+    check_mlflow_runs(found, runs)
+    assert not (tmp_path / "results" / "mlflow.db").exists()  # nothing went to the default store
+    one = runs.iloc[0]
+    hist = rest(
+        uri,
+        f"/api/2.0/mlflow/metrics/get-history?run_id={one['mlflow_run_id']}&metric_key=train/loss",
+    )["metrics"]
+    assert [m["step"] for m in hist] == sorted(m["step"] for m in hist) and len(hist) == 2
+    layer = rest(
+        uri,
+        f"/api/2.0/mlflow/metrics/get-history?run_id={one['mlflow_run_id']}"
+        "&metric_key=grad_preact_rms/layer_01",
+    )["metrics"]
+    layers = pd.read_csv(tmp_path / "results" / "tables" / "layer_gradients.csv")
+    mine = layers[
+        (layers["cell"] == one["cell"])
+        & (layers["lr"] == one["lr"])
+        & (layers["seed"] == one["seed"])
+        & (layers["layer"] == 1)
+    ]
+    assert sorted(m["step"] for m in layer) == sorted(mine["step"])
+    assert sorted(m["value"] for m in layer) == pytest.approx(sorted(mine["grad_preact_rms"]))
+
+
+def test_unreachable_server_fails_at_once_naming_the_uri(tmp_path):
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    write_config(tmp_path)
+    env = {**snakemake_env(), "MLFLOW_TRACKING_URI": uri}
+    t0 = time.monotonic()
+    with pytest.raises(AssertionError) as err:
+        snakemake(tmp_path, "--cores", "2", env=env)
+    assert time.monotonic() - t0 < 90
+    assert uri in str(err.value) and "unreachable" in str(err.value)
+    assert not (tmp_path / "results" / "runs").exists()  # no training started
+
+
+def test_server_dropping_mid_study_fails_the_job_then_a_rerun_completes(server, tmp_path):
+    """The server goes away after the study started: training jobs fail clearly after bounded
+    retries; when it is back, a rerun finishes and every run appears exactly once."""
+    uri, proc, port = server
+    write_config(
+        tmp_path,
+        grid={"activation": ["relu"], "depth": [2, 6], "norm": ["none"], "residual": [False]},
+    )
+    env = {
+        **snakemake_env(),
+        "MLFLOW_TRACKING_URI": uri,
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    }
+    snakemake(tmp_path, "--cores", "1", "--until", "tracking", env=env)
+    stop_server(proc)
+    with pytest.raises(AssertionError):
+        snakemake(tmp_path, "--cores", "1", env=env, timeout=300)
+    log = (tmp_path / "results" / "logs" / "train" / "norm~none_residual~false.log").read_text()
+    assert "failed" in log and ("Max retries exceeded" in log or "Connection refused" in log)
+    restarted = start_server(tmp_path, port)  # same store, same port
+    try:
+        snakemake(tmp_path, "--cores", "1", env=env)
+        runs = pd.read_csv(tmp_path / "results" / "tables" / "runs.csv")
+        assert len(runs) == 2 * 2 * 2
+        check_mlflow_runs(search_runs(uri, "tiny"), runs)
+    finally:
+        stop_server(restarted)
