@@ -7,35 +7,11 @@ from itertools import product
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic import CELL_SETTINGS, SATURATING, make_runs
 
 from vanishing.evidence import combine, tally
 from vanishing.findings import evaluate, write_findings
 from vanishing.tables import write_tables
-
-CELL_SETTINGS = (
-    "data", "activation", "depth", "norm", "residual", "width", "init", "optimizer",
-    "momentum", "weight_decay", "batch_size", "epochs", "probe_every",
-)  # fmt: skip
-DEFAULTS = dict(
-    data="digits", activation="relu", depth=2, norm="none", residual=False, width=16,
-    init="auto", optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=0.0, batch_size=32,
-    epochs=3, probe_every=5, seed=0, input_dim=64, n_classes=10, input_second_moment=1.0,
-    mlflow_run_id="run", final_train_loss=0.5, final_val_accuracy=0.9, best_val_accuracy=0.9,
-    final_test_accuracy=0.9, diverged=False, diverged_step=np.nan, grad_ratio_init=1.0,
-    train_seconds=1.0,
-)  # fmt: skip
-SATURATING = ("sigmoid", "tanh")
-
-
-def make_runs(rows: list[dict]) -> pd.DataFrame:
-    """A runs.csv-shaped table: every contract column, defaults overridden by each dict."""
-    out = []
-    for row in rows:
-        r = {**DEFAULTS, **row}
-        r["cell"] = "_".join(f"{k}~{r[k]}" for k in CELL_SETTINGS)
-        r["init_scheme"] = "xavier" if r["activation"] in SATURATING else "kaiming"
-        out.append(r)
-    return pd.DataFrame(out)
 
 
 def make_layers(runs: pd.DataFrame, final_log_ratio: np.ndarray) -> pd.DataFrame:

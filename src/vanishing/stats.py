@@ -28,10 +28,8 @@ from scipy import stats
 from statsmodels.stats.anova import anova_lm
 from statsmodels.stats.proportion import proportion_confint
 
-SETTINGS = (
-    "data", "activation", "depth", "norm", "residual", "width", "init", "optimizer", "lr",
-    "momentum", "weight_decay", "batch_size", "epochs", "probe_every",
-)  # fmt: skip
+from vanishing.config import SETTINGS
+
 CELL_KEYS = tuple(k for k in SETTINGS if k != "lr")
 # Settings that can change a network's gradients at step 0 (batch size does, through batch norm).
 INIT_KEYS = ("data", "activation", "depth", "norm", "residual", "width", "init", "batch_size")
