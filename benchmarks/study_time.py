@@ -1,6 +1,6 @@
 """Wall time of a whole study and the share of it spent outside training steps.
 
-    .venv/bin/python benchmarks/study_time.py                  # runs the default study in a temp dir
+    .venv/bin/python benchmarks/study_time.py          # runs the default study in a temp dir
     .venv/bin/python benchmarks/study_time.py --workdir DIR --wall 812.3   # analyse a finished run
 
 Reads every cell's DONE.json (fit, probe and evaluation seconds) and every training job's
