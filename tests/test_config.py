@@ -99,11 +99,11 @@ def test_bad_config_stops_the_workflow_before_any_job(tmp_path):
 
 def test_default_grid_expands_into_packed_jobs(default_config):
     jobs = expand_jobs(default_config)
-    assert len(jobs) == 3 * 2  # norm x residual; activation and depth are packed
+    assert len(jobs) == 4 * 2  # activation x residual; norm and depth are packed
     cells = [c for cs in jobs.values() for c in cs]
     assert len(cells) == 4 * 5 * 3 * 2
     assert len({c["cell"] for c in cells}) == len(cells)
-    first = jobs["norm~none_residual~false"][0]
+    first = jobs["activation~sigmoid_residual~false"][0]
     assert first["cell"] == "activation~sigmoid_depth~2_norm~none_residual~false"
     assert first["width"] == 64 and first["epochs"] == default_config["train"]["epochs"]
 

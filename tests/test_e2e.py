@@ -77,6 +77,15 @@ def test_mlflow_store_has_one_finished_run_per_replica(study):
     assert ids == {r["info"]["run_id"] for r in runs if r["info"]["run_id"] in ids}
     parent = [r for r in runs if {"key": "vanishing.role", "value": "study"} in r["data"]["tags"]]
     assert len(parent) == 1 and parent[0]["info"]["status"] == "FINISHED"
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir}/results/mlflow.db")
+    parent_id = parent[0]["info"]["run_id"]
+    published = {a.path.split("/")[-1] for a in client.list_artifacts(parent_id, "study")}
+    assert {"runs.csv", "summary.csv", "trainability.png", "FINDINGS.md", "config.json"} <= published
+    assert "provenance.json" in {a.path for a in client.list_artifacts(parent_id)}
+    config = json.loads((workdir / "results" / "config.json").read_text())
+    assert config["grid"]["depth"] == [2, 6] and config["train"]["epochs"] == 2
 
 
 def test_rerun_does_nothing(study):
@@ -99,7 +108,7 @@ def test_resume_retrains_only_what_is_missing(study):
     one FINISHED run per (cell, lr, seed)."""
     workdir, _ = study
     results = workdir / "results"
-    job = results / "jobs" / "norm~batch_residual~true.json"
+    job = results / "jobs" / "activation~relu_residual~true.json"
     cells = json.loads(job.read_text())["cells"]
     job.unlink()
     for later in cells[1:]:
@@ -109,7 +118,7 @@ def test_resume_retrains_only_what_is_missing(study):
     cut = workdir / cells[1]
     before = pd.read_csv(cut / "runs.csv")
     snakemake(workdir, "--cores", "2")
-    log = (results / "logs" / "train" / "norm~batch_residual~true.log").read_text()
+    log = (results / "logs" / "train" / "activation~relu_residual~true.log").read_text()
     assert log.count("already done, skipped") == 1
     assert f"{cut.name}: training" in log
     after = pd.read_csv(cut / "runs.csv")

@@ -122,9 +122,8 @@ def cmd_init_tracking(a: argparse.Namespace) -> int:
     from vanishing.provenance import provenance
     from vanishing.tracking import TrackingUnavailable, init_study
 
-    config = json.loads(a.config.read_text()) if a.config else {}
     try:
-        info = init_study(a.tracking_uri, a.study, config, provenance())
+        info = init_study(a.tracking_uri, a.study, provenance())
     except TrackingUnavailable as e:
         log.error("%s", e)
         return 2
@@ -185,7 +184,12 @@ def cmd_findings(a: argparse.Namespace) -> int:
 def cmd_publish(a: argparse.Namespace) -> int:
     from vanishing.tracking import publish
 
-    publish(json.loads(a.tracking.read_text()), a.files, a.artifact_dir)
+    files = list(a.files)
+    if a.config_json:
+        config = a.done.parent / "config.json"
+        config.write_text(json.dumps(json.loads(a.config_json), indent=2))
+        files.append(config)
+    publish(json.loads(a.tracking.read_text()), files, a.artifact_dir)
     a.done.write_text("published\n")
     return 0
 
@@ -198,7 +202,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("init-tracking", help="create the MLflow store, experiment, parent run")
     p.add_argument("--tracking-uri", required=True)
     p.add_argument("--study", required=True)
-    p.add_argument("--config", type=Path, help="the study's config as JSON (an artifact)")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_init_tracking)
     add_train_parser(sub)
@@ -223,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking", type=Path, required=True)
     p.add_argument("--files", type=Path, nargs="+", required=True)
     p.add_argument("--artifact-dir", default="study")
+    p.add_argument("--config-json", help="the study's validated config, saved beside the results")
     p.add_argument("--done", type=Path, required=True)
     p.set_defaults(func=cmd_publish)
     return parser

@@ -9,6 +9,7 @@ naming the failed cells.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vanishing.config import Cell
+from vanishing.config import Cell, DataConfig
 from vanishing.data import Splits, load_splits
 from vanishing.probes import QUANTITIES
 from vanishing.provenance import provenance
@@ -28,6 +29,12 @@ from vanishing.tracking import CellRuns
 
 log = logging.getLogger(__name__)
 DONE = "DONE.json"
+
+
+@functools.cache
+def cached_splits(data: DataConfig, probe_size: int) -> Splits:
+    """The split data, made once per process (every cell of a job shares it)."""
+    return load_splits(data, probe_size)
 
 
 def cell_spec(cell: Cell, seeds: list[int], lrs: list[float]) -> dict:
@@ -141,13 +148,15 @@ def train_cell(cell: Cell, seeds, lrs, cell_dir: Path, tracking: dict, accelerat
         shutil.rmtree(cell_dir)
     cell_dir.mkdir(parents=True)
     t0 = time.perf_counter()
-    splits = load_splits(cell.data, cell.train.probe_size)
+    splits = cached_splits(cell.data, cell.train.probe_size)
+    t_mlflow = time.perf_counter()
     mlflow_runs = CellRuns(tracking)
     settings = [{**cell.settings(lr), "seed": s} for s, lr in zip(r_seeds, r_lrs, strict=True)]
     params = {**provenance(), "init_scheme": cell.model.init_scheme, "cell": cell.name}
     params.update({f"data_{k}": v for k, v in asdict(cell.data).items() if k != "name"})
     params["probe_size"] = cell.train.probe_size
     run_ids = mlflow_runs.start(cell.name, settings, params)
+    start_seconds = time.perf_counter() - t_mlflow
     try:
         module, fit_seconds = fit_cell(cell, splits, r_seeds, r_lrs, accelerator)
         runs, layers, curves = cell_tables(cell, splits, r_seeds, r_lrs, module, fit_seconds)
@@ -161,7 +170,7 @@ def train_cell(cell: Cell, seeds, lrs, cell_dir: Path, tracking: dict, accelerat
                 run_id, run_metrics(runs.iloc[r], layers[sel], curves[csel], cell.model.depth)
             )
             mlflow_runs.finish(run_id)
-        log_seconds = time.perf_counter() - t_log
+        log_seconds = time.perf_counter() - t_log + start_seconds
     except BaseException:
         mlflow_runs.fail_all(run_ids)
         raise

@@ -48,7 +48,7 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         raise TrackingUnavailable(f"MLflow tracking server {uri} is unreachable: {e}") from e
 
 
-def init_study(uri: str, study: str, config: dict, provenance: dict) -> dict:
+def init_study(uri: str, study: str, provenance: dict) -> dict:
     """Create (or find) the store, the experiment and the study's parent run, once, before the
     fan-out: concurrent first-time initialisation of one SQLite store crashes."""
     check_reachable(uri)
@@ -70,7 +70,6 @@ def init_study(uri: str, study: str, config: dict, provenance: dict) -> dict:
     else:
         parent = client.create_run(exp_id, run_name=study, tags={STUDY_ROLE: "study"})
         parent_id = parent.info.run_id
-    client.log_text(parent_id, json.dumps(config, indent=2), "config.json")
     client.log_text(parent_id, json.dumps(provenance, indent=2), "provenance.json")
     return {
         "tracking_uri": uri,
@@ -78,11 +77,6 @@ def init_study(uri: str, study: str, config: dict, provenance: dict) -> dict:
         "experiment_id": exp_id,
         "parent_run_id": parent_id,
     }
-
-
-def _chunks(items: list, size: int):
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 class CellRuns:
@@ -93,10 +87,12 @@ class CellRuns:
         self.exp_id = tracking["experiment_id"]
         self.parent_id = tracking["parent_run_id"]
         self.study = tracking["study"]
+        self.pending_params: dict[str, list[Param]] = {}
 
     def start(self, cell: str, settings: list[dict], params: dict) -> list[str]:
         """Delete runs left by an earlier attempt at ``cell``, then create one run per replica,
-        tagged with every setting, with the settings, seed and provenance as params."""
+        tagged with every setting (so the UI can filter runs while they train). The settings,
+        seed and ``params`` become the run's params in its first ``log`` call."""
         stale = self.client.search_runs(
             [self.exp_id],
             filter_string=(
@@ -111,19 +107,25 @@ class CellRuns:
             tags = {k: str(v) for k, v in s.items()}
             tags.update({"cell": cell, "mlflow.parentRunId": self.parent_id, "study": self.study})
             name = f"{cell}/lr~{s['lr']}/seed~{s['seed']}"
-            run = self.client.create_run(self.exp_id, run_name=name, tags=tags)
-            all_params = [Param(k, str(v)) for k, v in {**s, **params}.items()]
-            for chunk in _chunks(all_params, MAX_PARAMS_TAGS):
-                self.client.log_batch(run.info.run_id, params=chunk, synchronous=True)
-            ids.append(run.info.run_id)
+            run_id = self.client.create_run(self.exp_id, run_name=name, tags=tags).info.run_id
+            self.pending_params[run_id] = [Param(k, str(v)) for k, v in {**s, **params}.items()]
+            ids.append(run_id)
         return ids
 
     def log(self, run_id: str, metrics: list[tuple[str, float, int]]) -> None:
-        """Log (key, value, step) triples in calls of up to 1000 metrics; NaN values are skipped."""
+        """Log (key, value, step) triples, NaN values skipped, and the run's params, in calls of
+        up to 1000 metrics and 100 params each (one or two calls for a run)."""
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, int(s)) for k, v, s in metrics if v == v]
-        for chunk in _chunks(items, MAX_METRICS):
-            self.client.log_batch(run_id, metrics=chunk, synchronous=True)
+        params = self.pending_params.pop(run_id, [])
+        n = max(-(-len(items) // MAX_METRICS), -(-len(params) // MAX_PARAMS_TAGS), 1)
+        for i in range(n):
+            self.client.log_batch(
+                run_id,
+                metrics=items[i * MAX_METRICS : (i + 1) * MAX_METRICS],
+                params=params[i * MAX_PARAMS_TAGS : (i + 1) * MAX_PARAMS_TAGS],
+                synchronous=True,
+            )
 
     def finish(self, run_id: str, ok: bool = True) -> None:
         status = RunStatus.to_string(RunStatus.FINISHED if ok else RunStatus.FAILED)

@@ -112,11 +112,15 @@ rule publish:
         figures=rules.figures.output.png,
         findings=rules.findings.output,
     output:
-        "results/published.txt",
+        done="results/published.txt",
+        config="results/config.json",
     log:
         "results/logs/publish.log",
+    params:
+        config=json.dumps(config, sort_keys=True),
     conda:
         "../../environment.yml"
     shell:
-        "vanishing publish --tracking {input.tracking} --done {output}"
+        "vanishing publish --tracking {input.tracking} --done {output.done}"
+        " --config-json {params.config:q}"
         " --files {input.tables} {input.stats} {input.figures} {input.findings} 2> {log}"

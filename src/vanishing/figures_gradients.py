@@ -1,0 +1,206 @@
+"""Gradient figures: ratio and per-layer profile at initialisation, flow during training,
+saturated or dead units, and the mean-field theory against measurement.
+
+Each ``plot_*`` returns a ``matplotlib.figure.Figure`` and raises ``MissingData`` when the tables
+cannot support it; layer 1 is nearest the input. ``vanishing.figures`` lists and writes them.
+"""
+
+from __future__ import annotations
+
+from itertools import product
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from vanishing import profiles
+from vanishing.plotting import (
+    ACT_COLOR,
+    ACTIVATIONS,
+    AXES,
+    MissingData,
+    _depth_colors,
+    _facets,
+    _label,
+    _legend,
+    _levels,
+    _need,
+    _per_depth,
+    _rows,
+    _styled,
+    _variants,
+    variant_label,
+    variant_style,
+)
+
+
+@_styled
+def plot_grad_ratio_init(selected: pd.DataFrame) -> Figure:
+    """grad_ratio_init (layer 1 over layer ``depth``, step 0) against depth on a log axis: 10 to
+    the mean and CI of ``log10_grad_ratio_init`` (a geometric mean), a line per activation."""
+    _need(selected, [*AXES, "log10_grad_ratio_init_mean"], "selected")
+    if not np.isfinite(selected["log10_grad_ratio_init_mean"].astype(float)).any():
+        raise MissingData("no finite log10_grad_ratio_init_mean")
+    return _per_depth(selected, "log10_grad_ratio_init", log=True)
+
+
+@_styled
+def plot_gradient_profile_init(layers: pd.DataFrame) -> Figure:
+    """log10 grad_preact_rms at step 0 against layer, mean over seeds (``profiles.init_profiles``),
+    a line per depth; rows activation, columns variant; one y scale for every panel."""
+    _need(layers, [*AXES, "cell", "seed", "step", "layer", "grad_preact_rms"], "layer_gradients")
+    prof = profiles.init_profiles(layers)
+    if prof.empty:
+        raise MissingData("layer_gradients has no step-0 rows")
+    acts, variants = _levels(prof["activation"], ACTIVATIONS), _variants(prof)
+    depths = _levels(prof["depth"])
+    colors = _depth_colors(depths)
+    fig, axes = _facets(len(acts), len(variants), sharex=True, sharey=True)
+    for (i, a), (j, (n, r)) in product(enumerate(acts), enumerate(variants)):
+        ax = axes[i, j]
+        ax.set_gid(f"{a}|{variant_label(n, r)}")
+        for d in depths:
+            s = _rows(prof, activation=a, norm=n, residual=r, depth=d).sort_values("layer")
+            y = s["log10_grad_preact_rms"]
+            ax.plot(s["layer"], y, marker=".", ms=4, color=colors[d], gid=f"depth={d}")
+        ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+    cols = [variant_label(*v) for v in variants]
+    _label(axes, acts, cols, "layer (1 = input side)", "log10 grad_preact_rms")
+    _legend(fig, {str(d): dict(color=colors[d], marker=".") for d in depths}, "depth")
+    fig.suptitle("Gradient per layer at initialisation (step 0, mean over seeds of log10)")
+    return fig
+
+
+def _edges(centres: np.ndarray) -> np.ndarray:
+    """Cell edges (n + 1,) around sorted centres (n,): midpoints, ends mirrored; +-0.5 for one."""
+    c = np.asarray(centres, dtype=float)
+    if len(c) == 1:
+        return np.array([c[0] - 0.5, c[0] + 0.5])
+    mid = (c[1:] + c[:-1]) / 2
+    return np.concatenate([[2 * c[0] - mid[0]], mid, [2 * c[-1] - mid[-1]]])
+
+
+def _contrast_cells(df: pd.DataFrame) -> list[tuple[str, str, bool]]:
+    """Up to four (activation, norm, residual) cells that contrast: a saturating activation plain,
+    with a norm, with a skip, and a rectifying one plain; whichever the grid has."""
+    acts = _levels(df["activation"], ACTIVATIONS)
+    sat = next((a for a in ("sigmoid", "tanh") if a in acts), acts[0])
+    rect = next((a for a in ("relu", "gelu") if a in acts and a != sat), None)
+    norm = next((n for n in ("batch", "layer") if n in set(df["norm"])), "none")
+    wanted = [(sat, "none", False), (sat, norm, False), (sat, "none", True), (rect, "none", False)]
+    present = set(zip(df["activation"], df["norm"], profiles.as_bool(df["residual"]), strict=True))
+    cells = list(dict.fromkeys(c for c in wanted if c in present))
+    return cells or sorted(present)[:4]
+
+
+@_styled
+def plot_gradient_flow_heatmap(layers: pd.DataFrame, selected: pd.DataFrame) -> Figure:
+    """Layer x step heatmaps of log10 grad_preact_rms (mean over seeds at the selected lr;
+    ``profiles.gradient_flow``) for contrasting cells at the deepest depth, one colour scale."""
+    _need(layers, [*AXES, "cell", "lr", "step", "layer", "grad_preact_rms"], "layer_gradients")
+    _need(selected, ["cell", "lr"], "selected")
+    flow = profiles.gradient_flow(layers, selected)
+    if flow.empty:
+        raise MissingData("layer_gradients has no runs at the selected lrs")
+    deep = flow[flow["depth"] == flow["depth"].max()]
+    cells = _contrast_cells(deep)
+    shown = pd.concat([_rows(deep, activation=a, norm=n, residual=r) for a, n, r in cells])
+    values = shown["log10_grad_preact_rms"].to_numpy(dtype=float)
+    if not np.isfinite(values).any():
+        raise MissingData("no positive grad_preact_rms at the deepest depth")
+    vmin, vmax = np.nanmin(values), np.nanmax(values)
+    if vmin == vmax:
+        vmin, vmax = vmin - 0.5, vmax + 0.5
+    fig, axes = _facets(1, len(cells), w=3.0, h=2.9, sharey=True)
+    for j, (a, n, r) in enumerate(cells):
+        ax = axes[0, j]
+        s = _rows(deep, activation=a, norm=n, residual=r)
+        z = s.pivot_table(
+            index="layer", columns="step", values="log10_grad_preact_rms", dropna=False
+        )
+        x, y = _edges(z.columns.to_numpy()), _edges(z.index.to_numpy())
+        mesh = ax.pcolormesh(x, y, z.to_numpy(), vmin=vmin, vmax=vmax, cmap="magma")
+        mesh.set_gid(f"{a}|{variant_label(n, r)}")
+        ax.set_title(f"{a}, {variant_label(n, r)}\n(lr {s['lr'].iloc[0]:g})")
+        ax.grid(False)
+    axes[0, 0].set_ylabel(f"layer (1 = input side, {int(deep['depth'].iloc[0])} = top)")
+    axes[0, 0].yaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+    fig.supxlabel("training step", fontsize="medium")
+    fig.colorbar(mesh, ax=list(axes.ravel()), label="log10 grad_preact_rms\n(mean over seeds)")
+    fig.suptitle(f"Gradient flow during training, depth {int(deep['depth'].iloc[0])}")
+    return fig
+
+
+@_styled
+def plot_saturation(layers: pd.DataFrame, selected: pd.DataFrame) -> Figure:
+    """Saturated (sigmoid, tanh) or dead (relu, gelu) fraction per layer at step 0 and at the end
+    of training (selected lr, mean over seeds) at the deepest depth; a line per variant."""
+    _need(layers, [*AXES, "cell", "lr", "step", "layer", "saturation"], "layer_gradients")
+    _need(selected, ["cell", "lr"], "selected")
+    sat = profiles.saturation_profiles(layers, selected)
+    if sat.empty:
+        raise MissingData("layer_gradients has no runs at the selected lrs")
+    sat = sat[sat["depth"] == sat["depth"].max()]
+    acts, variants = _levels(sat["activation"], ACTIVATIONS), _variants(sat)
+    fig, axes = _facets(2, len(acts), sharex=True, sharey=True)
+    for (i, stage), (j, a) in product(enumerate(("init", "final")), enumerate(acts)):
+        ax = axes[i, j]
+        ax.set_gid(f"{stage}|{a}")
+        for n, r in variants:
+            s = _rows(sat, activation=a, norm=n, residual=r, stage=stage).sort_values("layer")
+            style = variant_style(n, r)
+            ax.plot(s["layer"], s["saturation"], marker=".", ms=4, **style, gid=variant_label(n, r))
+        ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+    axes[0, 0].set_ylim(-0.02, 1.02)
+    kind = {a: "saturated" if a in ("sigmoid", "tanh") else "dead" for a in acts}
+    cols = [f"{a}\n({kind[a]} units)" for a in acts]
+    _label(axes, ["step 0", "end of training"], cols, "layer (1 = input side)", "fraction")
+    _legend(fig, {variant_label(*v): variant_style(*v) for v in variants}, "variant")
+    depth = int(sat["depth"].iloc[0])
+    fig.suptitle(
+        f"Saturated or dead units per layer, depth {depth}\n(selected lr, mean over seeds)"
+    )
+    return fig
+
+
+@_styled
+def plot_theory_overlay(theory: pd.DataFrame) -> Figure:
+    """Mean-field prediction (dashed) against the measured step-0 profile (solid) of log10
+    grad_preact_rms relative to the top layer, plain nets; rows activation, columns depth."""
+    cols = [*AXES, "layer", "predicted_log10_rms", "measured_log10_rms"]
+    _need(theory, cols, "theory_profiles")
+    plain = _rows(theory, norm="none", residual=False)
+    if plain.empty:
+        raise MissingData("theory_profiles has no plain nets (norm none, no residual)")
+    acts, depths = _levels(plain["activation"], ACTIVATIONS), _levels(plain["depth"])
+    fig, axes = _facets(len(acts), len(depths), w=2.4, sharex="col", sharey="row")
+    for (i, a), (j, d) in product(enumerate(acts), enumerate(depths)):
+        ax = axes[i, j]
+        ax.set_gid(f"{a}|depth={d}")
+        s = _rows(plain, activation=a, depth=d).sort_values("layer")
+        ax.plot(
+            s["layer"],
+            s["measured_log10_rms"],
+            marker=".",
+            ms=4,
+            color=ACT_COLOR.get(a),
+            gid="measured",
+        )
+        ax.plot(s["layer"], s["predicted_log10_rms"], ls="--", color="k", gid="predicted")
+        ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+    for row in axes:  # at least one decade per row, so a flat profile looks flat
+        low, high = row[0].get_ylim()
+        if high - low < 1.0:
+            mid = (low + high) / 2
+            row[0].set_ylim(mid - 0.5, mid + 0.5)
+    ylabel = "log10 grad_preact_rms\nrelative to top layer"
+    _label(axes, acts, [f"depth {d}" for d in depths], "layer (1 = input side)", ylabel)
+    entries = {f"measured, {a}": dict(color=ACT_COLOR.get(a), marker=".") for a in acts}
+    entries["mean-field prediction"] = dict(color="k", ls="--")
+    _legend(fig, entries, "plain nets, step 0")
+    fig.suptitle(
+        "Mean-field theory vs measurement at initialisation\n"
+        "(y scale shared within a row, at least one decade tall)"
+    )
+    return fig

@@ -1,0 +1,203 @@
+"""Shared pieces of the study's figures: facets, labels, legends, colours, the style, placeholders.
+
+``vanishing.figures`` and ``vanishing.figures_gradients`` draw with these; nothing here reads a
+table from disk or computes a statistic. Variants are (norm, residual) pairs, named ``plain``,
+``residual``, ``batch norm``, ``batch norm + residual``, ...; depth is the number of hidden layers.
+"""
+
+from __future__ import annotations
+
+import functools
+from itertools import product
+from pathlib import Path
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from vanishing import profiles
+from vanishing.stats import CELL_KEYS
+
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "gelu")
+NORMS = ("none", "batch", "layer")
+NORM_LABEL = {"none": "no norm", "batch": "batch norm", "layer": "layer norm"}
+AXES = ("activation", "depth", "norm", "residual")
+OTHER_KEYS = tuple(k for k in CELL_KEYS if k not in AXES)
+_PAL = sns.color_palette("colorblind", 10)
+ACT_COLOR = dict(zip(ACTIVATIONS, [_PAL[3], _PAL[1], _PAL[0], _PAL[2]], strict=True))
+NORM_COLOR = {"none": "0.15", "batch": _PAL[0], "layer": _PAL[2]}
+BOUNDS = ("mean", "ci_low", "ci_high")  # suffixes of an estimate's columns in the stats tables
+DPI = 130
+MIN_WIDTH = 6.5  # inches: room for a two-line title over one or two columns of panels
+RC = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper", font_scale=1.1)}
+RC.update({"axes.titlesize": "medium", "legend.frameon": False})
+
+
+class MissingData(ValueError):
+    """The tables lack what a figure needs; the message says what."""
+
+
+def _styled(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with mpl.rc_context(RC):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def variant_label(norm: str, residual: bool) -> str:
+    """``plain``, ``residual``, ``batch norm``, ``layer norm + residual``, ..."""
+    parts = [] if norm == "none" else [NORM_LABEL.get(norm, str(norm))]
+    return " + ".join([*parts, "residual"] if residual else parts) or "plain"
+
+
+def variant_style(norm: str, residual: bool) -> dict:
+    """Line style of a variant: colour by norm, dashed with a residual skip."""
+    return dict(color=NORM_COLOR.get(norm, _PAL[7]), ls="--" if residual else "-")
+
+
+def _levels(values, order=()) -> list:
+    """Distinct values, those in ``order`` first in that order, the rest sorted."""
+    present = list(pd.unique(pd.Series(values).dropna()))
+    return [v for v in order if v in present] + sorted(v for v in present if v not in order)
+
+
+def _variants(df: pd.DataFrame) -> list[tuple[str, bool]]:
+    """(norm, residual) pairs present in df, in a fixed order."""
+    pairs = set(zip(df["norm"], profiles.as_bool(df["residual"]), strict=True))
+    return [(n, r) for n in _levels(df["norm"], NORMS) for r in (False, True) if (n, r) in pairs]
+
+
+def _rows(df: pd.DataFrame, **where) -> pd.DataFrame:
+    """Rows of df equal to every ``column=value`` given (``residual`` compared as bool)."""
+    mask = np.ones(len(df), dtype=bool)
+    for k, v in where.items():
+        col = profiles.as_bool(df[k]) if k == "residual" else df[k]
+        mask &= (col == v).to_numpy()
+    return df[mask]
+
+
+def _facets(nrows: int, ncols: int, w: float = 2.7, h: float = 2.2, **kw):
+    size = (max(0.8 + w * ncols, MIN_WIDTH), 1.0 + h * nrows)
+    fig = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
+    return fig, axes
+
+
+def _label(axes, rows: list[str], cols: list[str], xlabel: str, ylabel: str) -> None:
+    """Column names as top titles, row names before the y label, one x label for the figure."""
+    for j, c in enumerate(cols):
+        axes[0, j].set_title(c, fontweight="bold")
+    for i, r in enumerate(rows):
+        axes[i, 0].set_ylabel(f"{r}\n{ylabel}" if r else ylabel)
+    axes[0, 0].get_figure().supxlabel(xlabel, fontsize="medium")
+
+
+def _legend(fig: Figure, entries: dict[str, dict], title: str | None = None) -> None:
+    """A figure legend right of the panels, off the data; entries: label -> Line2D style."""
+    handles = [Line2D([], [], **style) for style in entries.values()]
+    fig.legend(handles, list(entries), loc="outside right center", title=title)
+
+
+def _depth_axis(ax, depths) -> None:
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(depths), [str(d) for d in depths])
+    ax.xaxis.set_minor_locator(mpl.ticker.NullLocator())
+    ax.set_xlim(min(depths) / 1.3, max(depths) * 1.3)
+
+
+def _errorbar(ax, x, mean, low, high, **kw):
+    """Points with interval bars from the table's own bounds (no bar where a bound is NaN)."""
+    mean, low, high = (np.asarray(v, dtype=float) for v in (mean, low, high))
+    err = np.nan_to_num(np.clip([mean - low, high - mean], 0, None))
+    return ax.errorbar(x, mean, yerr=err, capsize=2, marker="o", ms=4, **kw)
+
+
+def _chance(ax, table: pd.DataFrame, ls: str = "--") -> None:
+    """Chance accuracy, 1 / n_classes, as a grey line behind the data."""
+    if "n_classes" in table.columns and table["n_classes"].notna().any():
+        ax.axhline(1 / table["n_classes"].max(), ls=ls, lw=1.2, color="0.5", zorder=0)
+
+
+def _need(df: pd.DataFrame, columns: list[str], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise MissingData(f"{what} lacks columns {', '.join(missing)}")
+    if df.empty:
+        raise MissingData(f"{what} has no rows")
+
+
+@_styled
+def placeholder(name: str, reason: str) -> Figure:
+    """A small figure that says which figure was skipped and why."""
+    fig, axes = _facets(1, 1, w=6, h=1.6)
+    fig.set_label("placeholder")
+    axes[0, 0].set_axis_off()
+    axes[0, 0].text(0.5, 0.5, f"{name}: skipped\n{reason}", ha="center", va="center", wrap=True)
+    return fig
+
+
+def _per_depth(selected: pd.DataFrame, metric: str, log: bool) -> Figure:
+    norms = _levels(selected["norm"], NORMS)
+    residuals = _levels(profiles.as_bool(selected["residual"]))
+    depths, acts = _levels(selected["depth"]), _levels(selected["activation"], ACTIVATIONS)
+    fig, axes = _facets(len(residuals), len(norms), sharex=True, sharey=True)
+    for (i, r), (j, n) in product(enumerate(residuals), enumerate(norms)):
+        ax = axes[i, j]
+        ax.set_gid(f"norm={n}|residual={r}")
+        panel = _rows(selected, norm=n, residual=r)
+        for a in acts:
+            s = _rows(panel, activation=a).sort_values("depth")
+            m, lo, hi = (s[f"{metric}_{k}"].to_numpy(dtype=float) for k in BOUNDS)
+            if log:
+                m, lo, hi = 10.0**m, 10.0**lo, 10.0**hi
+            bars = _errorbar(ax, s["depth"], m, lo, hi, color=ACT_COLOR.get(a), label=a)
+            bars.lines[0].set_gid(a)
+            if not log and "lr_at_edge" in s.columns:
+                edge = profiles.as_bool(s["lr_at_edge"]).to_numpy()
+                style = dict(ms=4, mfc="white", color=ACT_COLOR.get(a), zorder=3)
+                ax.plot(s["depth"].to_numpy()[edge], m[edge], "o", **style)
+        if log:
+            ax.axhline(1.0, ls=":", lw=1, color="0.4", zorder=0)
+        else:
+            _chance(ax, selected)
+        _depth_axis(ax, depths)
+    if log:
+        axes[0, 0].set_yscale("log")
+        ylabel = "grad_ratio_init\n(layer 1 / top layer)"
+        title = "Gradient ratio at initialisation\n(< 1: the input side gets a smaller gradient)"
+    else:
+        axes[0, 0].set_ylim(0, 1.02)
+        ylabel = "final test accuracy"
+        title = "Trainability: test accuracy at each cell's selected lr\n(mean, 95% CI over seeds)"
+    rows = ["residual" if r else "no residual" for r in residuals]
+    _label(axes, rows, [NORM_LABEL.get(n, n) for n in norms], "depth (hidden layers)", ylabel)
+    entries = {a: dict(color=ACT_COLOR.get(a), marker="o") for a in acts}
+    if log:
+        entries["ratio 1 (no decay)"] = dict(color="0.4", ls=":")
+    else:
+        entries["chance (1 / classes)"] = dict(color="0.5", ls="--")
+        edge = dict(color="0.3", marker="o", mfc="white", ls="none")
+        entries["selected lr at edge of sweep"] = edge
+    _legend(fig, entries, "activation")
+    fig.suptitle(title)
+    return fig
+
+
+def _depth_colors(depths) -> dict:
+    """Depth -> colour on a sequential scale (light: shallow, dark: deep)."""
+    return dict(zip(depths, sns.color_palette("crest", len(depths)), strict=True))
+
+
+def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
+    """Write ``{name}.png`` (dpi ``DPI``) and ``{name}.pdf`` into out_dir; return both paths."""
+    paths = [Path(out_dir) / f"{name}.{ext}" for ext in ("png", "pdf")]
+    for p in paths:
+        fig.savefig(p, dpi=DPI)
+    return paths
