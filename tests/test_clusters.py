@@ -188,7 +188,9 @@ def test_server_dropping_mid_study_fails_the_job_then_a_rerun_completes(server, 
     stop_server(proc)
     with pytest.raises(AssertionError):
         snakemake(tmp_path, "--cores", "1", env=env, timeout=300)
-    log = (tmp_path / "results" / "logs" / "train" / "activation~relu_residual~false.log").read_text()
+    log = (
+        tmp_path / "results" / "logs" / "train" / "activation~relu_residual~false.log"
+    ).read_text()
     assert "failed" in log and ("Max retries exceeded" in log or "Connection refused" in log)
     restarted = start_server(tmp_path, port)  # same store, same port
     try:

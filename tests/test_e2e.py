@@ -82,7 +82,13 @@ def test_mlflow_store_has_one_finished_run_per_replica(study):
     client = MlflowClient(tracking_uri=f"sqlite:///{workdir}/results/mlflow.db")
     parent_id = parent[0]["info"]["run_id"]
     published = {a.path.split("/")[-1] for a in client.list_artifacts(parent_id, "study")}
-    assert {"runs.csv", "summary.csv", "trainability.png", "FINDINGS.md", "config.json"} <= published
+    assert {
+        "runs.csv",
+        "summary.csv",
+        "trainability.png",
+        "FINDINGS.md",
+        "config.json",
+    } <= published
     assert "provenance.json" in {a.path for a in client.list_artifacts(parent_id)}
     config = json.loads((workdir / "results" / "config.json").read_text())
     assert config["grid"]["depth"] == [2, 6] and config["train"]["epochs"] == 2
