@@ -116,10 +116,10 @@ rule publish:
         config="results/config.json",
     log:
         "results/logs/publish.log",
-    params:
-        config=json.dumps(config, sort_keys=True),
     conda:
         "../../environment.yml"
+    params:
+        config=json.dumps(config, sort_keys=True),
     shell:
         "vanishing publish --tracking {input.tracking} --done {output.done}"
         " --config-json {params.config:q}"
