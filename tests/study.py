@@ -107,3 +107,24 @@ def check_mlflow_runs(runs: list[dict], expected: pd.DataFrame) -> None:
         keys.append((tags["cell"], float(tags["lr"]), int(tags["seed"])))
     assert len(keys) == len(set(keys)) == len(expected)
     assert set(keys) == set(zip(expected["cell"], expected["lr"], expected["seed"], strict=True))
+
+
+def store_runs(workdir) -> list[dict]:
+    """Every active run of the study's store, as the REST API would shape it."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir}/results/mlflow.db")
+    exp = client.get_experiment_by_name("tiny")
+    out = []
+    for r in client.search_runs([exp.experiment_id], max_results=5000):
+        out.append(
+            {
+                "info": {"status": r.info.status, "run_id": r.info.run_id},
+                "data": {
+                    "tags": [{"key": k, "value": v} for k, v in r.data.tags.items()],
+                    "params": [{"key": k, "value": v} for k, v in r.data.params.items()],
+                    "metrics": [{"key": k} for k in r.data.metrics],
+                },
+            }
+        )
+    return out

@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 import pytest
-from study import N_RUNS, check_mlflow_runs, check_tables, snakemake, write_config
+from study import N_RUNS, check_mlflow_runs, check_tables, snakemake, store_runs, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -18,27 +18,6 @@ def study(tmp_path_factory):
     write_config(workdir)
     out = snakemake(workdir, "--cores", "2")
     return workdir, out
-
-
-def store_runs(workdir) -> list[dict]:
-    """Every active run of the study's store, as the REST API would shape it."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{workdir}/results/mlflow.db")
-    exp = client.get_experiment_by_name("tiny")
-    out = []
-    for r in client.search_runs([exp.experiment_id], max_results=5000):
-        out.append(
-            {
-                "info": {"status": r.info.status, "run_id": r.info.run_id},
-                "data": {
-                    "tags": [{"key": k, "value": v} for k, v in r.data.tags.items()],
-                    "params": [{"key": k, "value": v} for k, v in r.data.params.items()],
-                    "metrics": [{"key": k} for k in r.data.metrics],
-                },
-            }
-        )
-    return out
 
 
 def test_tables_follow_the_contract(study):
