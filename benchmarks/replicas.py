@@ -22,6 +22,16 @@ from vanishing.models import BatchedMLP, objective
 from vanishing.optim import make_optimizer
 
 
+def time_steps(step, steps: int, warmup: int = 5) -> float:
+    """Milliseconds per call of ``step(i)`` over ``steps`` calls, after ``warmup`` calls."""
+    for i in range(warmup):
+        step(i)
+    t0 = time.perf_counter()
+    for i in range(warmup, warmup + steps):
+        step(i)
+    return (time.perf_counter() - t0) / steps * 1000
+
+
 def batched_step_ms(cfg: ModelConfig, R: int, batch: int, x_all, y_all, steps: int) -> float:
     net = BatchedMLP(cfg, x_all.shape[1], 10, list(range(R)))
     opt, weights = make_optimizer("sgd", net.parameters(), torch.full((R,), 0.01), 0.9)
@@ -35,12 +45,7 @@ def batched_step_ms(cfg: ModelConfig, R: int, batch: int, x_all, y_all, steps: i
         loss.backward()
         opt.step()
 
-    for i in range(5):
-        step(i)
-    t0 = time.perf_counter()
-    for i in range(5, steps + 5):
-        step(i)
-    return (time.perf_counter() - t0) / steps * 1000
+    return time_steps(step, steps)
 
 
 def plain_step_ms(cfg: ModelConfig, batch: int, x_all, y_all, steps: int) -> float:
@@ -65,12 +70,7 @@ def plain_step_ms(cfg: ModelConfig, batch: int, x_all, y_all, steps: int) -> flo
         loss.backward()
         opt.step()
 
-    for i in range(5):
-        step(i)
-    t0 = time.perf_counter()
-    for i in range(5, steps + 5):
-        step(i)
-    return (time.perf_counter() - t0) / steps * 1000
+    return time_steps(step, steps)
 
 
 def median(fn, repeats: int) -> float:
