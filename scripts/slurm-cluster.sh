@@ -55,7 +55,12 @@ cmd_install() {
     if ! apt-cache show slurm-wlm >/dev/null 2>&1; then
         apt-get update -qq || rc=$?
     fi
-    apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null || rc=$?
+    if ! apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null; then
+        # a stale package list can name versions the mirror no longer has: refresh, try again
+        rc=0
+        apt-get update -qq || rc=$?
+        apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null || rc=$?
+    fi
     [[ $added_policy -eq 1 ]] && rm -f /usr/sbin/policy-rc.d
     [[ $rc -eq 0 ]] || die "apt-get failed (rc=$rc)"
     log "installed slurm-wlm $(dpkg-query -W -f='${Version}' slurmctld 2>/dev/null)"
