@@ -36,7 +36,7 @@ from vanishing.plotting import (
     OTHER_KEYS,
     MissingData,
     _chance,
-    _depth_colors,
+    _depth_lines,
     _facets,
     _label,
     _legend,
@@ -66,35 +66,28 @@ def plot_lr_sweep(summary: pd.DataFrame) -> Figure:
     """Final test accuracy (mean over seeds) against lr, a line per depth; rows activation,
     columns variant; a star marks each cell's selected lr (best mean validation accuracy)."""
     _need(summary, [*AXES, "lr", "final_test_accuracy_mean", "selected"], "summary")
-    acts, variants = _levels(summary["activation"], ACTIVATIONS), _variants(summary)
-    depths = _levels(summary["depth"])
-    colors = _depth_colors(depths)
-    fig, axes = _facets(len(acts), len(variants), sharex=True, sharey=True)
-    for (i, a), (j, (n, r)) in product(enumerate(acts), enumerate(variants)):
-        ax = axes[i, j]
-        ax.set_gid(f"{a}|{variant_label(n, r)}")
-        for d in depths:
-            s = _rows(summary, activation=a, norm=n, residual=r, depth=d).sort_values("lr")
-            y = s["final_test_accuracy_mean"]
-            ax.plot(s["lr"], y, marker=".", ms=4, color=colors[d], gid=f"depth={d}")
-            best = profiles.as_bool(s["selected"]).to_numpy()
-            ax.plot(
-                s["lr"][best],
-                y[best],
-                "*",
-                ms=9,
-                color=colors[d],
-                mec="k",
-                mew=0.5,
-                gid=f"selected depth={d}",
-            )
+    y = "final_test_accuracy_mean"
+    fig, axes, acts, variants, colors, drawn = _depth_lines(summary, "lr", y)
+    for (i, j, d), s in drawn.items():
+        best = profiles.as_bool(s["selected"]).to_numpy()
+        axes[i, j].plot(
+            s["lr"][best],
+            s[y][best],
+            "*",
+            ms=9,
+            color=colors[d],
+            mec="k",
+            mew=0.5,
+            gid=f"selected depth={d}",
+        )
+    for ax in axes.flat:
         _chance(ax, summary)
     axes[0, 0].set_xscale("log")
     axes[0, 0].set_ylim(0, 1.02)
     _label(
         axes, acts, [variant_label(*v) for v in variants], "learning rate", "final test accuracy"
     )
-    entries = {str(d): dict(color=colors[d], marker=".") for d in depths}
+    entries = {str(d): dict(color=c, marker=".") for d, c in colors.items()}
     entries["selected lr"] = dict(color="0.5", marker="*", ms=9, mec="k", mew=0.5, ls="none")
     entries["chance"] = dict(color="0.5", ls="--")
     _legend(fig, entries, "depth")

@@ -20,7 +20,7 @@ from vanishing.plotting import (
     ACTIVATIONS,
     AXES,
     MissingData,
-    _depth_colors,
+    _depth_lines,
     _facets,
     _label,
     _legend,
@@ -53,21 +53,12 @@ def plot_gradient_profile_init(layers: pd.DataFrame) -> Figure:
     prof = profiles.init_profiles(layers)
     if prof.empty:
         raise MissingData("layer_gradients has no step-0 rows")
-    acts, variants = _levels(prof["activation"], ACTIVATIONS), _variants(prof)
-    depths = _levels(prof["depth"])
-    colors = _depth_colors(depths)
-    fig, axes = _facets(len(acts), len(variants), sharex=True, sharey=True)
-    for (i, a), (j, (n, r)) in product(enumerate(acts), enumerate(variants)):
-        ax = axes[i, j]
-        ax.set_gid(f"{a}|{variant_label(n, r)}")
-        for d in depths:
-            s = _rows(prof, activation=a, norm=n, residual=r, depth=d).sort_values("layer")
-            y = s["log10_grad_preact_rms"]
-            ax.plot(s["layer"], y, marker=".", ms=4, color=colors[d], gid=f"depth={d}")
+    fig, axes, acts, variants, colors, _ = _depth_lines(prof, "layer", "log10_grad_preact_rms")
+    for ax in axes.flat:
         ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
     cols = [variant_label(*v) for v in variants]
     _label(axes, acts, cols, "layer (1 = input side)", "log10 grad_preact_rms")
-    _legend(fig, {str(d): dict(color=colors[d], marker=".") for d in depths}, "depth")
+    _legend(fig, {str(d): dict(color=c, marker=".") for d, c in colors.items()}, "depth")
     fig.suptitle("Gradient per layer at initialisation (step 0, mean over seeds of log10)")
     return fig
 

@@ -190,6 +190,27 @@ def _per_depth(selected: pd.DataFrame, metric: str, log: bool) -> Figure:
     return fig
 
 
+def _depth_lines(df: pd.DataFrame, x: str, y: str):
+    """Facets (rows activation, columns variant) with one line of ``y`` against ``x`` per depth.
+
+    Returns (fig, axes, acts, variants, colors, drawn) where ``drawn`` maps
+    (row, column, depth) to the rows plotted there, sorted by ``x``, for extra marks.
+    """
+    acts, variants = _levels(df["activation"], ACTIVATIONS), _variants(df)
+    depths = _levels(df["depth"])
+    colors = _depth_colors(depths)
+    fig, axes = _facets(len(acts), len(variants), sharex=True, sharey=True)
+    drawn = {}
+    for (i, a), (j, (n, r)) in product(enumerate(acts), enumerate(variants)):
+        ax = axes[i, j]
+        ax.set_gid(f"{a}|{variant_label(n, r)}")
+        for d in depths:
+            rows = _rows(df, activation=a, norm=n, residual=r, depth=d).sort_values(x)
+            ax.plot(rows[x], rows[y], marker=".", ms=4, color=colors[d], gid=f"depth={d}")
+            drawn[i, j, d] = rows
+    return fig, axes, acts, variants, colors, drawn
+
+
 def _depth_colors(depths) -> dict:
     """Depth -> colour on a sequential scale (light: shallow, dark: deep)."""
     return dict(zip(depths, sns.color_palette("crest", len(depths)), strict=True))
