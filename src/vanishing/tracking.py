@@ -35,10 +35,15 @@ class TrackingUnavailable(RuntimeError):
     """The tracking store named by a URI cannot be reached."""
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of an embedded ``sqlite:///`` store; None for a tracking server."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
 def check_reachable(uri: str, timeout: float = 5.0) -> None:
     """Fail fast, naming the URI, if a tracking server does not answer ``GET /health``."""
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if db := sqlite_path(uri):
+        db.parent.mkdir(parents=True, exist_ok=True)
         return
     try:
         with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as r:
@@ -53,14 +58,15 @@ def init_study(uri: str, study: str, provenance: dict) -> dict:
     fan-out: concurrent first-time initialisation of one SQLite store crashes."""
     check_reachable(uri)
     client = MlflowClient(tracking_uri=uri)
-    if uri.startswith("sqlite:///"):
-        with sqlite3.connect(uri.removeprefix("sqlite:///")) as db:
+    path = sqlite_path(uri)
+    if path:
+        with sqlite3.connect(path) as db:
             db.execute("PRAGMA journal_mode=WAL")  # persists in the file; readers stop blocking
     exp = client.get_experiment_by_name(study)
     if exp:
         exp_id = exp.experiment_id
-    elif uri.startswith("sqlite:///"):  # artifacts beside the database, not in ./mlruns
-        where = Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts"
+    elif path:  # artifacts beside the database, not in ./mlruns
+        where = path.resolve().parent / "mlartifacts"
         exp_id = client.create_experiment(study, artifact_location=where.as_uri())
     else:  # a tracking server decides where artifacts go
         exp_id = client.create_experiment(study)
