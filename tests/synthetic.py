@@ -32,3 +32,15 @@ def make_runs(rows: list[dict]) -> pd.DataFrame:
             r.update(final_train_loss=np.nan, final_val_accuracy=np.nan, final_test_accuracy=np.nan)
         out.append(r)
     return pd.DataFrame(out)
+
+
+def probe_inputs(runs: pd.DataFrame, second_moments=(1.0,)) -> pd.DataFrame:
+    """A probe_inputs.csv-shaped table: every cell of ``runs`` probed on examples with these
+    second moments (mean of x^2 over features)."""
+    return pd.DataFrame(
+        [
+            {"cell": cell, "example": i, "train_row": i, "second_moment": m}
+            for cell in runs["cell"].unique()
+            for i, m in enumerate(second_moments)
+        ]
+    )

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
+from synthetic import probe_inputs
 
 from vanishing import figures, profiles, stats, theory
 
@@ -71,7 +72,7 @@ def stats_tables(**grid) -> dict[str, pd.DataFrame]:
         "curves": curves,
         "summary": summary,
         "selected": stats.select_lr(summary),
-        "theory_profiles": theory.theory_profiles(runs, layers),
+        "theory_profiles": theory.theory_profiles(runs, layers, probe_inputs(runs)),
     }
 
 

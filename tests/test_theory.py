@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import optimize
 from scipy import stats as sps
+from synthetic import probe_inputs
 
 from vanishing import inits, theory
 
@@ -166,6 +167,61 @@ def test_simulated_slope_matches_prediction(case):
     assert measured == pytest.approx(predicted, abs=0.008 + 0.02 * abs(predicted))
 
 
+# Inputs whose per-example second moments spread over five decades (log-normal scale): the
+# prediction averages the examples' squared gradients, as the probe does; one made from the mean
+# second moment misses (predicted per example / from the mean / measured when written).
+UNEQUAL = [
+    ("tanh", "xavier", "none", False, 0.0623),  # +0.0264 / +0.0623 / +0.0262
+    ("tanh", "xavier", "layer", False, -0.0174),  # -0.0756 / -0.0174 / -0.0767
+    ("gelu", "kaiming", "none", False, -0.0051),  # +0.0036 / -0.0051 / +0.0020
+]
+
+
+@pytest.mark.parametrize("case", UNEQUAL, ids=["-".join(map(str, c[:3])) for c in UNEQUAL])
+def test_simulated_slope_with_unequal_input_norms(case):
+    *case, from_mean = case
+    gen = torch.Generator().manual_seed(1)
+    scale = torch.exp(torch.randn(N, 1, dtype=torch.float64, generator=gen))
+    x = scale * torch.randn(N, INPUT_DIM, dtype=torch.float64, generator=gen)
+    m0 = x.pow(2).mean(1).numpy()  # per example
+    layers = np.arange(1, DEPTH + 1)
+    measured = np.mean([theory.fit_slope(layers, simulated_log10_rms(*case, s, x)) for s in SEEDS])
+    predicted = theory.predicted_slope(*case, DEPTH, WIDTH, INPUT_DIM, m0)
+    assert measured == pytest.approx(predicted, abs=0.008 + 0.02 * abs(predicted))
+    mean_only = theory.predicted_slope(*case, DEPTH, WIDTH, INPUT_DIM, m0.mean())
+    assert mean_only == pytest.approx(from_mean, abs=1e-4)
+
+
+def test_equal_inputs_give_the_single_input_profile():
+    args = ("gelu", "kaiming", "none", False, 12, 64, 10)
+    one = theory.predicted_profile(*args, 0.7)
+    assert theory.predicted_profile(*args, np.full(5, 0.7)) == pytest.approx(one, rel=1e-12)
+    # two examples: the mean of their squared norms, not the norm at the mean input
+    mixed = theory.predicted_profile(*args, [0.1, 5.0])
+    assert not np.allclose(mixed, theory.predicted_profile(*args, 2.55), atol=1e-3)
+    with pytest.raises(ValueError, match="non-empty"):
+        theory.predicted_profile(*args, [])
+
+
+def test_batch_norm_uses_the_mean_input():
+    args = ("tanh", "xavier", "batch", False, 6, 64, 10)
+    mixed = theory.predicted_profile(*args, [0.5, 1.5])
+    assert mixed == pytest.approx(theory.predicted_profile(*args, 1.0), rel=1e-12)
+
+
+def test_groups_use_their_own_cells_probe_inputs():
+    runs, layers = make_tables({0: 0.1}, depth=5)
+    runs["init_scheme"] = "xavier"
+    runs["activation"] = layers["activation"] = "tanh"
+    wide = theory.theory_table(runs, layers, probe_inputs(runs, [0.01, 30.0]))
+    narrow = theory.theory_table(runs, layers, probe_inputs(runs, [1.0]))
+    expected = theory.predicted_slope("tanh", "xavier", "none", False, 5, 32, 64, [0.01, 30.0])
+    assert wide["predicted_slope"].item() == pytest.approx(expected, rel=1e-12)
+    assert wide["predicted_slope"].item() != pytest.approx(narrow["predicted_slope"].item())
+    with pytest.raises(ValueError, match="no rows for cells"):
+        theory.theory_table(runs, layers, probe_inputs(runs.assign(cell="other"), [1.0]))
+
+
 # ---------------------------------------------------------------- tables
 
 
@@ -173,7 +229,7 @@ def make_tables(slopes: dict[int, float], lrs=(0.1, 0.01), depth=4):
     """runs/layers tables for one group whose seed s has log10 rms = slopes[s] * layer + c."""
     cell = {"data": "digits", "activation": "relu", "init": "auto", "norm": "none"}
     cell |= {"residual": False, "depth": depth, "width": 32, "cell": "c1"}
-    inputs = {"init_scheme": "kaiming", "input_dim": 64, "input_second_moment": 0.8}
+    inputs = {"init_scheme": "kaiming", "input_dim": 64}
     runs, layers = [], []
     for seed, slope in slopes.items():
         for lr in lrs:
@@ -188,7 +244,7 @@ def make_tables(slopes: dict[int, float], lrs=(0.1, 0.01), depth=4):
 
 def test_theory_table_two_seeds():
     runs, layers = make_tables({0: 0.10, 1: 0.20})
-    table = theory.theory_table(runs, layers)
+    table = theory.theory_table(runs, layers, probe_inputs(runs, [0.8]))
     assert list(table.columns) == [*theory.GROUP, *theory.TABLE_COLUMNS]
     (row,) = table.to_dict("records")
     half = sps.t.ppf(0.975, 1) * 0.05  # sd = 0.1 / sqrt(2), over sqrt(2)
@@ -204,7 +260,7 @@ def test_theory_table_two_seeds():
 def test_theory_table_one_seed_and_relative_error():
     runs, layers = make_tables({3: 0.5})
     runs["init_scheme"] = "pytorch"
-    (row,) = theory.theory_table(runs, layers).to_dict("records")
+    (row,) = theory.theory_table(runs, layers, probe_inputs(runs, [0.8])).to_dict("records")
     pred = 0.5 * math.log10(6)
     assert row["n_seeds"] == 1 and row["measured_slope"] == pytest.approx(0.5)
     assert np.isnan(row["measured_slope_ci_low"]) and np.isnan(row["measured_slope_ci_high"])
@@ -214,7 +270,7 @@ def test_theory_table_one_seed_and_relative_error():
 
 def test_theory_profiles():
     runs, layers = make_tables({0: 0.10, 1: 0.20}, depth=3)
-    prof = theory.theory_profiles(runs, layers)
+    prof = theory.theory_profiles(runs, layers, probe_inputs(runs, [0.8]))
     assert list(prof.columns) == [
         *theory.GROUP,
         "layer",

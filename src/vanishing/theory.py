@@ -20,9 +20,12 @@ skip, else 0. Plain nets without a norm reduce to chi_l = sigma_w2 * E[phi'(h_l)
   E[phi'^2] / Var(phi) = pi / (pi - 1) per layer. Finite batches (B) shift it by O(1/B): the
   backward projection removes the batch mean and the z direction, and 1/s^2 fluctuates.
 
-Further approximations: every example's input has the mean second moment (input_second_moment);
-the O(1/width) projections of layer norm are dropped. With a skip, x accumulates: p, the mean over
-units and v are carried forward (the block's output is independent of x_{l-1} per unit).
+Inputs: each probe example runs through the maps with its own second moment (mean of x^2 over
+features, the table ``probe_inputs``) and the predicted squared gradient norms are averaged over
+examples, as the probe averages them (``predicted_profile``); batch norm uses the mean. Further
+approximations: the O(1/width) projections of layer norm are dropped. With a skip, x accumulates:
+p, the mean over units and v are carried forward (the block's output is independent of x_{l-1}
+per unit).
 
 Known biases (float32 pipeline, digits and mnist1d, depth 12, widths 64 and 256, 6 seeds): most
 forms agree within 0.005 per layer. Measured slopes run more negative (stronger growth toward the
@@ -66,13 +69,16 @@ def _nodes(n: int) -> tuple[np.ndarray, np.ndarray]:
     return x, w / np.sqrt(2.0 * np.pi)
 
 
-def gauss_expect(f, q: float, n: int = N_QUAD) -> float:
+def gauss_expect(f, q, n: int = N_QUAD):
     """E[f(h)] for h ~ N(0, q) by n-point Gauss-Hermite quadrature (f maps arrays to arrays).
 
-    Exact for polynomials of degree < 2n.
+    ``q`` may be an array: the result has its shape (a float for a scalar q). Exact for
+    polynomials of degree < 2n.
     """
     x, w = _nodes(n)
-    return float(np.sum(w * f(np.sqrt(q) * x)))
+    q = np.asarray(q, dtype=float)
+    out = f(np.sqrt(q)[..., None] * x) @ w
+    return float(out) if out.ndim == 0 else out
 
 
 PHI = {
@@ -89,14 +95,15 @@ DPHI = {
 }
 
 
-def moments(activation: str, q: float) -> tuple[float, float, float]:
-    """(E[phi(h)], E[phi(h)^2], E[phi'(h)^2]) for h ~ N(0, q).
+def moments(activation: str, q):
+    """(E[phi(h)], E[phi(h)^2], E[phi'(h)^2]) for h ~ N(0, q); q a float or an array.
 
     ReLU uses its closed forms (sqrt(q / 2 pi), q / 2, 1 / 2): quadrature converges only as 1/n
     across the kink at 0. The others are smooth and use ``gauss_expect``.
     """
     if activation == "relu":
-        return float(np.sqrt(q / (2.0 * np.pi))), q / 2.0, 0.5
+        half = 0.5 if np.ndim(q) == 0 else np.full(np.shape(q), 0.5)
+        return np.sqrt(q / (2.0 * np.pi)), q / 2.0, half
     phi, dphi = PHI[activation], DPHI[activation]
     return (
         gauss_expect(phi, q),
@@ -154,15 +161,16 @@ def _norm_gain(norm: str, q: float, batch_var: float) -> float:
 
 
 def _forward(activation, norm, residual, sw2, sb2, m0):
-    """Per-layer (a_l, k_l) arrays (depth,): E[phi'(u_l)^2] and the norm's gain 1 / s_l^2."""
+    """Per-layer (a_l, k_l) arrays (depth, n): E[phi'(u_l)^2] and the norm's gain 1 / s_l^2,
+    for n inputs whose second moments (mean of x^2 over features) are m0 (n,)."""
     depth = len(sw2)
-    a, k = np.empty(depth), np.empty(depth)
+    a, k = np.empty((depth, len(m0))), np.empty((depth, len(m0)))
     # of x_{l-1}: E[x^2], mean over units, variance over the batch (inputs are standardised)
-    p, mu, v = m0, 0.0, m0
+    p, mu, v = m0, np.zeros_like(m0), m0
     for i in range(depth):
         q = sw2[i] * p + sb2[i]
         k[i] = _norm_gain(norm, q, sw2[i] * v)
-        m1, m2, a[i] = moments(activation, q if norm == "none" else 1.0)
+        m1, m2, a[i] = moments(activation, q if norm == "none" else np.ones_like(q))
         if residual and i > 0:
             p, mu, v = p + 2.0 * mu * m1 + m2, mu + m1, v + m2 - m1**2
         else:
@@ -178,27 +186,64 @@ def predicted_profile(
     depth: int,
     width: int,
     input_dim: int,
-    input_second_moment: float,
+    input_second_moment,
 ) -> np.ndarray | None:
     """Predicted log10 grad_preact_rms per layer (depth,), relative to layer ``depth`` (= 0).
 
-    Layer 1 is nearest the input. Every norm (none, batch, layer) with or without the skip has a
-    form (see the module docstring); None only where it is not finite (the forward variances
-    overflow, or a norm meets a zero-variance input).
+    Layer 1 is nearest the input. ``input_second_moment`` is the mean of x^2 over features of
+    each probe example (an array), or one value for all. The measured rms is over the examples
+    of the probe batch, so the prediction is too: each example's forward variances and squared
+    gradient norms follow from its own second moment, and their mean over examples is taken
+    (the gradient reaching the top layer is taken equal across examples: the softmax is near
+    uniform at init). This matters where the variance map is not linear in q: with GELU and He
+    init q shrinks toward 0 for small inputs but not for large ones, and the few examples with
+    large inputs carry most of the gradient (digits: per-layer slope 0.008, not the 0.097 the
+    mean input would give). Batch norm pools examples in its statistics: it uses the mean.
+
+    Every norm (none, batch, layer) with or without the skip has a form (see the module
+    docstring); None only where it is not finite (the forward variances overflow, or a norm
+    meets a zero-variance input).
     """
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {list(NORMS)}, got {norm!r}")
+    m0 = np.atleast_1d(np.asarray(input_second_moment, dtype=float))
+    if m0.ndim != 1 or len(m0) == 0:
+        raise ValueError("input_second_moment must be a number or a non-empty 1-d array")
+    if norm == "batch":
+        m0 = m0.mean(keepdims=True)
     scheme = resolve_init(init_scheme, activation)
     sw2, sb2 = _layer_scales(scheme, depth, width, input_dim)
     with np.errstate(all="ignore"):
-        a, k = _forward(activation, norm, bool(residual), sw2, sb2, float(input_second_moment))
-        r = np.where(np.arange(depth) > 0, float(bool(residual)), 0.0)
-        log_g = np.log10(r + sw2 * k * a)  # log10 G_{l-1} / G_l, for l = 1..depth
+        a, k = _forward(activation, norm, bool(residual), sw2, sb2, m0)  # (depth, n)
+        r = np.where(np.arange(depth) > 0, float(bool(residual)), 0.0)[:, None]
+        log_g = np.log10(r + sw2[:, None] * k * a)  # log10 G_{l-1} / G_l, for l = 1..depth
         # log10 G_l - log10 G_depth = sum of the steps from layers l+1..depth
-        log_g_rel = np.append(np.cumsum(log_g[:0:-1])[::-1], 0.0)
-        log_rms2 = np.log10(k * a) + log_g_rel
-    profile = 0.5 * (log_rms2 - log_rms2[-1])
+        log_g_rel = np.vstack([np.cumsum(log_g[:0:-1], axis=0)[::-1], np.zeros(len(m0))])
+        log_rms2 = np.log10(k * a) + log_g_rel  # (depth, n), each relative to its own G_depth
+        # log10 of the mean over examples of 10^log_rms2, without overflow
+        mean_log_rms2 = special.logsumexp(log_rms2 * np.log(10.0), axis=1) - np.log(len(m0))
+        mean_log_rms2 /= np.log(10.0)
+    profile = 0.5 * (mean_log_rms2 - mean_log_rms2[-1])
     return profile if np.all(np.isfinite(profile)) else None
+
+
+def predicted_slope(
+    activation: str,
+    init_scheme: str,
+    norm: str,
+    residual: bool,
+    depth: int,
+    width: int,
+    input_dim: int,
+    input_second_moment,
+) -> float:
+    """Slope per layer of ``predicted_profile`` (least squares over layers); NaN where None."""
+    profile = predicted_profile(
+        activation, init_scheme, norm, residual, depth, width, input_dim, input_second_moment
+    )
+    if profile is None:
+        return float("nan")
+    return fit_slope(np.arange(1, depth + 1), profile)
 
 
 def fit_slope(layer, log10_rms) -> float:
@@ -211,25 +256,6 @@ def fit_slope(layer, log10_rms) -> float:
     if ok.sum() < 2:
         return float("nan")
     return float(np.polyfit(x[ok], y[ok], 1)[0])
-
-
-def predicted_slope(
-    activation: str,
-    init_scheme: str,
-    norm: str,
-    residual: bool,
-    depth: int,
-    width: int,
-    input_dim: int,
-    input_second_moment: float,
-) -> float:
-    """Slope per layer of ``predicted_profile`` (least squares over layers); NaN where None."""
-    profile = predicted_profile(
-        activation, init_scheme, norm, residual, depth, width, input_dim, input_second_moment
-    )
-    if profile is None:
-        return float("nan")
-    return fit_slope(np.arange(1, depth + 1), profile)
 
 
 def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
@@ -246,9 +272,9 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
 
 
 def _step0(runs: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
-    """Step-0 layer rows (one per run and layer) with their run's scheme and input statistics."""
+    """Step-0 layer rows (one per run and layer) with their run's scheme and input dimension."""
     run_key = ["cell", "lr", "seed"]
-    extra = ["init_scheme", "input_dim", "input_second_moment"]
+    extra = ["init_scheme", "input_dim"]
     keep = [c for c in (*GROUP, *run_key, "layer", "grad_preact_rms") if c not in extra]
     l0 = layers.loc[layers["step"] == 0, keep]
     df = l0.merge(runs[run_key + extra], on=run_key, how="inner", validate="many_to_one")
@@ -256,11 +282,17 @@ def _step0(runs: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _predictions(df: pd.DataFrame) -> dict[tuple, np.ndarray | None]:
-    """Predicted profile per group key, from its runs' input dimension and mean second moment."""
+def _predictions(df: pd.DataFrame, probe_inputs: pd.DataFrame) -> dict[tuple, np.ndarray | None]:
+    """Predicted profile per group key, from its runs' input dimension and the per-example
+    second moments of its cells' probe batches (``probe_inputs``: cell, second_moment)."""
+    moments = probe_inputs.groupby("cell")["second_moment"].apply(np.asarray)
     out = {}
     for key, g in df.groupby(list(GROUP), sort=True):
         k = dict(zip(GROUP, key, strict=True))
+        cells = g["cell"].unique()
+        missing = [c for c in cells if c not in moments.index]
+        if missing:
+            raise ValueError(f"probe_inputs has no rows for cells {missing[:3]}")
         out[key] = predicted_profile(
             k["activation"],
             k["init_scheme"],
@@ -269,7 +301,7 @@ def _predictions(df: pd.DataFrame) -> dict[tuple, np.ndarray | None]:
             int(k["depth"]),
             int(k["width"]),
             int(g["input_dim"].iloc[0]),
-            float(g["input_second_moment"].mean()),
+            np.concatenate([moments[c] for c in cells]),
         )
     return out
 
@@ -281,7 +313,9 @@ def _relative_error(measured: float, predicted: float) -> float:
     return (measured - predicted) / abs(predicted)
 
 
-def theory_table(runs: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
+def theory_table(
+    runs: pd.DataFrame, layers: pd.DataFrame, probe_inputs: pd.DataFrame
+) -> pd.DataFrame:
     """Predicted vs measured step-0 slope of log10 grad_preact_rms per layer, one row per group.
 
     A group is (activation, init_scheme, norm, residual, depth, width, data). The lr and other
@@ -294,7 +328,7 @@ def theory_table(runs: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
         lambda r: fit_slope(r["layer"], r["log10_rms"]), include_groups=False
     )
     seed_slopes = run_slopes.groupby(level=[*GROUP, "seed"]).mean()
-    predictions = _predictions(df)
+    predictions = _predictions(df, probe_inputs)
     rows = []
     for key, s in seed_slopes.groupby(level=list(GROUP), sort=True):
         profile = predictions[key]
@@ -315,7 +349,9 @@ def theory_table(runs: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*GROUP, *TABLE_COLUMNS])
 
 
-def theory_profiles(runs: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
+def theory_profiles(
+    runs: pd.DataFrame, layers: pd.DataFrame, probe_inputs: pd.DataFrame
+) -> pd.DataFrame:
     """Long table (group keys, layer, predicted_log10_rms, measured_log10_rms) for an overlay.
 
     Both are log10 grad_preact_rms relative to layer ``depth``; the measured one is the mean over
@@ -329,7 +365,7 @@ def theory_profiles(runs: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
     per_seed = df.groupby([*GROUP, "seed", "layer"])["rel"].mean().reset_index()
     measured = per_seed.groupby([*GROUP, "layer"])["rel"].mean().rename("measured_log10_rms")
     out = []
-    for key, profile in _predictions(df).items():
+    for key, profile in _predictions(df, probe_inputs).items():
         depth = int(key[GROUP.index("depth")])
         pred = np.full(depth, np.nan) if profile is None else profile
         keys = dict(zip(GROUP, key, strict=True))
