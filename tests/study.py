@@ -87,6 +87,13 @@ def check_tables(results: Path) -> pd.DataFrame:
     assert layers["saturation"].dropna().between(0, 1).all()
     curves = pd.read_csv(results / "tables" / "curves.csv")
     assert len(curves) == N_RUNS * 2  # two epochs
+    # every cell probes the same standardised examples: P rows each, identical across cells
+    probe = pd.read_csv(results / "tables" / "probe_inputs.csv")
+    per_cell = probe.groupby("cell")["second_moment"].apply(list)
+    assert set(per_cell.index) == set(runs["cell"])
+    assert all(v == per_cell.iloc[0] for v in per_cell)
+    assert len(per_cell.iloc[0]) == 256  # the default train.probe_size
+    assert (probe["second_moment"] >= 0).all() and probe["second_moment"].mean() > 0.2
     return runs
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-TABLES = ("runs", "layer_gradients", "curves")
+TABLES = ("runs", "layer_gradients", "curves", "probe_inputs")  # each cell's <table>.csv
 
 
 def cell_dirs(manifests: list[Path]) -> list[Path]:
@@ -23,7 +23,7 @@ def cell_dirs(manifests: list[Path]) -> list[Path]:
 
 
 def aggregate(manifests: list[Path], out: Path) -> dict[str, pd.DataFrame]:
-    """Write ``out/{runs,layer_gradients,curves}.csv`` and return them."""
+    """Write ``out/{runs,layer_gradients,curves,probe_inputs}.csv`` and return them."""
     dirs = cell_dirs(manifests)
     if not dirs:
         raise ValueError("no finished cells listed in the manifests")

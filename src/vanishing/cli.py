@@ -2,7 +2,7 @@
 
     vanishing init-tracking   create the MLflow store, experiment and parent run
     vanishing train           train cells (every lr x seed of each, batched) into results/runs/
-    vanishing aggregate       per-cell files -> results/tables/{runs,layer_gradients,curves}.csv
+    vanishing aggregate       per-cell files -> results/tables/ (runs, layers, curves, probe inputs)
     vanishing stats           tables -> summary, selection, comparisons, ANOVA, theory
     vanishing figures         tables -> results/figures/*.png|pdf
     vanishing findings        tables -> results/FINDINGS.md
@@ -152,13 +152,17 @@ def _read_tables(tables: Path):
 
 
 def cmd_stats(a: argparse.Namespace) -> int:
+    import pandas as pd
+
     from vanishing.tables import write_tables
     from vanishing.theory import theory_profiles, theory_table
 
     runs, layers = _read_tables(a.tables)
     write_tables(runs, layers, a.tables, seed=a.seed)
-    theory_table(runs, layers).to_csv(a.tables / "theory.csv", index=False)
-    theory_profiles(runs, layers).to_csv(a.tables / "theory_profiles.csv", index=False)
+    probe_inputs = pd.read_csv(a.tables / "probe_inputs.csv")
+    theory_table(runs, layers, probe_inputs).to_csv(a.tables / "theory.csv", index=False)
+    profiles = theory_profiles(runs, layers, probe_inputs)
+    profiles.to_csv(a.tables / "theory_profiles.csv", index=False)
     return 0
 
 

@@ -41,6 +41,10 @@ class Splits:
         """Mean of x^2 over training examples and features (about 1 after standardising)."""
         return float((self.x_train.double() ** 2).mean())
 
+    def probe_second_moments(self) -> np.ndarray:
+        """Mean of x^2 over features of each probe example (P,), float64 (see ``theory``)."""
+        return (self.x_train[self.probe].double() ** 2).mean(dim=1).cpu().numpy()
+
     def to(self, device) -> Splits:
         moved = {k: v.to(device) for k, v in vars(self).items() if isinstance(v, torch.Tensor)}
         return Splits(**moved, n_classes=self.n_classes)

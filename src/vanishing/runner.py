@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vanishing.aggregate import TABLES
 from vanishing.config import Cell, DataConfig
 from vanishing.data import Splits, load_splits
 from vanishing.probes import QUANTITIES
@@ -54,8 +55,11 @@ def spec_hash(spec: dict) -> str:
 
 
 def is_done(cell_dir: Path, spec: dict) -> bool:
+    """The cell's folder holds DONE.json for these settings and every table of a cell."""
     marker = cell_dir / DONE
-    return marker.exists() and json.loads(marker.read_text()).get("spec_hash") == spec_hash(spec)
+    if not marker.exists() or not all((cell_dir / f"{t}.csv").exists() for t in TABLES):
+        return False
+    return json.loads(marker.read_text()).get("spec_hash") == spec_hash(spec)
 
 
 def replica_grid(seeds: list[int], lrs: list[float]) -> tuple[list[int], list[float]]:
@@ -111,6 +115,18 @@ def cell_tables(cell, splits: Splits, seeds, lrs, module, fit_seconds: float):
     runs_df = pd.DataFrame(runs)
     runs_df["diverged_step"] = runs_df["diverged_step"].astype("Int64")
     return runs_df, pd.DataFrame(layers), pd.DataFrame(curve_rows)
+
+
+def probe_inputs(cell_name: str, splits: Splits) -> pd.DataFrame:
+    """One row per probe example: its training row and the mean of its x^2 over features."""
+    return pd.DataFrame(
+        {
+            "cell": cell_name,
+            "example": np.arange(len(splits.probe)),
+            "train_row": splits.probe.cpu().numpy(),
+            "second_moment": splits.probe_second_moments(),
+        }
+    )
 
 
 def run_metrics(run: pd.Series, layers: pd.DataFrame, curves: pd.DataFrame, depth: int):
@@ -177,6 +193,7 @@ def train_cell(cell: Cell, seeds, lrs, cell_dir: Path, tracking: dict, accelerat
     runs.to_csv(cell_dir / "runs.csv", index=False)
     layers.to_csv(cell_dir / "layer_gradients.csv", index=False)
     curves.to_csv(cell_dir / "curves.csv", index=False)
+    probe_inputs(cell.name, splits).to_csv(cell_dir / "probe_inputs.csv", index=False)
     timing = {
         "fit_seconds": fit_seconds,
         "probe_seconds": module.history.probe_seconds,

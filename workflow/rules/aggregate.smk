@@ -6,6 +6,7 @@ rule aggregate:
         runs="results/tables/runs.csv",
         layers="results/tables/layer_gradients.csv",
         curves="results/tables/curves.csv",
+        probe_inputs="results/tables/probe_inputs.csv",
     log:
         "results/logs/aggregate.log",
     conda:

@@ -28,6 +28,7 @@ rule stats:
     input:
         rules.aggregate.output.runs,
         rules.aggregate.output.layers,
+        rules.aggregate.output.probe_inputs,
     output:
         expand("results/tables/{name}.csv", name=STATS_TABLES),
         theory="results/tables/theory.csv",
