@@ -73,6 +73,25 @@ def plain_step_ms(cfg: ModelConfig, batch: int, x_all, y_all, steps: int) -> flo
     return time_steps(step, steps)
 
 
+def products_ms(cfg: ModelConfig, R: int, batch: int, input_dim: int, steps: int) -> float:
+    """Milliseconds for the matrix products of one training step alone: per hidden layer the
+    forward x W, and backward g W^T (not for layer 1) and x^T g, with the model's shapes and
+    layouts, on warm caches. Their arithmetic is what batching cannot share between replicas."""
+    dims = [input_dim] + [cfg.width] * cfg.depth
+    xs = [torch.randn(R, batch, d) for d in dims[:-1]]
+    ws = [torch.randn(R, d, cfg.width) for d in dims[:-1]]
+    g = torch.randn(R, batch, cfg.width)
+
+    def step(_):
+        for i, (x, w) in enumerate(zip(xs, ws, strict=True)):
+            torch.bmm(x, w)
+            torch.bmm(x.transpose(1, 2), g)
+            if i > 0:
+                torch.bmm(g, w.transpose(1, 2))
+
+    return time_steps(step, steps)
+
+
 def median(fn, repeats: int) -> float:
     return statistics.median(fn() for _ in range(repeats))
 
@@ -89,6 +108,9 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--replicas", type=int, nargs="+", default=[1, 4, 12, 48])
     p.add_argument("--lightning", action="store_true", help="also time a Lightning fit (R=12)")
+    p.add_argument(
+        "--products", action="store_true", help="also time the step's matrix products alone"
+    )
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     splits = load_splits(DataConfig(), 256)
@@ -111,6 +133,13 @@ def main() -> None:
             f"= {ms / alone:5.2f} x one replica; one after another: {R * alone:7.2f} ms "
             f"({R * alone / ms:4.1f} x slower)"
         )
+    if a.products:
+        for R in a.replicas:
+            ms = median(lambda R=R: products_ms(cfg, R, a.batch, x.shape[1], a.steps), a.repeats)
+            print(
+                f"matrix products alone, R={R:<3d}     : {ms:7.2f} ms/step "
+                f"= {ms / alone:5.2f} x one replica's whole step"
+            )
     if a.lightning:
         from vanishing.train import fit_cell
 
