@@ -1,6 +1,6 @@
 # A study of vanishing gradients: activation x depth x norm x residual (x lr x seed) MLPs,
 # trained with PyTorch Lightning, tracked in MLflow, summarised into tables, figures and a report.
-# Run `snakemake` (the default profile in workflow/profiles/default is loaded automatically).
+# Run `snakemake` (the default profile in profiles/default is loaded automatically).
 import os
 
 from snakemake.utils import min_version, validate

@@ -30,7 +30,7 @@ def test_tiny_study_on_slurm(slurm_cluster, tmp_path):
     out = snakemake(
         tmp_path,
         "--profile",
-        str(REPO / "workflow" / "profiles" / "slurm"),
+        str(REPO / "profiles" / "slurm"),
         "--workflow-profile",
         "none",
         env=env,

@@ -16,8 +16,13 @@ pytestmark = pytest.mark.e2e
 def study(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("study")
     write_config(workdir)
-    out = snakemake(workdir, "--cores", "2")
+    out = snakemake(workdir)  # as `make study`: cores and the rest from profiles/default
     return workdir, out
+
+
+def test_the_default_profile_is_loaded(study):
+    _, out = study
+    assert "Using workflow specific profile" in out.stdout + out.stderr
 
 
 def test_tables_follow_the_contract(study):

@@ -6,7 +6,7 @@ The session fixture ``slurm_cluster`` starts a private cluster with
 when tests fail. It skips when SLURM is not installed (``scripts/slurm-cluster.sh install``).
 
 Reuse for other tests: request the fixture ``slurm_cluster`` (a :class:`SlurmCluster` with ``dir``
-and ``env``) and run ``snakemake --profile workflow/profiles/slurm`` with ``env=slurm_cluster.env``.
+and ``env``) and run ``snakemake --profile profiles/slurm`` with ``env=slurm_cluster.env``.
 To share it with other test modules, import it in ``tests/conftest.py``
 (``from test_slurm_cluster import slurm_cluster  # noqa: F401``) rather than in each module, so
 that one cluster serves the whole session.
@@ -28,7 +28,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "slurm-cluster.sh"
-PROFILE = REPO / "workflow" / "profiles" / "slurm"
+PROFILE = REPO / "profiles" / "slurm"
 
 pytestmark = pytest.mark.slurm
 
