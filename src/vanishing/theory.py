@@ -36,7 +36,7 @@ finite-width effect. The skip adds non-negative outputs, so x gains a mean that 
 every block's input; each block's signs are then shared by almost every example (99% of the
 units near the top at depth 24), and the gradient arriving at a lower layer leans toward what that
 layer's W^T D amplifies: in float64 nets of depth 24 the per-layer gain of E||dL/dh||^2 is 2 near
-the top, as predicted, but 2.7-3.1 in the lowest ten layers at widths 256, 512 and 1024 alike
+the top, as predicted, but 2.5-3.1 in the lowest ten layers at widths 256, 512 and 1024 alike
 (cross term 2 g.W^T D g up to +0.5 ||g||^2, and ||W^T D g||^2 up to 1.6 ||g||^2 instead of 1).
 Batch norm with sigmoid/tanh: 1/s^2 is averaged over units whose batch variance fluctuates,
 which the low effective rank of the data's batch kernel amplifies (it does not vanish as B
