@@ -3,6 +3,7 @@ naming the key before any job starts; the grid expands into the expected jobs an
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from dataclasses import fields
@@ -122,3 +123,19 @@ def test_lr_from_grid_overrides_train_lr(default_config):
     cfg = {**default_config, "grid": {**default_config["grid"], "lr": [0.5]}}
     assert study_lrs(cfg) == [0.5]
     assert all("lr" not in c["cell"] for cs in expand_jobs(cfg).values() for c in cs)
+
+
+def test_readme_example_config_is_valid_and_expands_as_described():
+    """The `my.yaml` of the README passes the schema and the checks, and gives the grid it says:
+    tanh x 3 depths x 2 norms x 2 residual x 2 widths, one job per (residual, width)."""
+    readme = (REPO / "README.md").read_text()
+    (block,) = re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)
+    cfg = validated(yaml.safe_load(block))
+    check_config(cfg)
+    jobs = expand_jobs(cfg)
+    assert len(jobs) == 2 * 2
+    cells = [c for cs in jobs.values() for c in cs]
+    assert len(cells) == 3 * 2 * 2 * 2
+    assert cfg["data"]["name"] == "mnist1d" and {c["activation"] for c in cells} == {"tanh"}
+    assert {c["init"] for c in cells} == {"orthogonal"} and {c["width"] for c in cells} == {64, 256}
+    assert study_lrs(cfg) == [0.01, 0.03, 0.1] and cfg["seeds"] == [0, 1, 2, 3, 4]
