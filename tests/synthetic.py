@@ -12,7 +12,8 @@ CELL_SETTINGS = tuple(k for k in SETTINGS if k != "lr")
 SATURATING = ("sigmoid", "tanh")
 DEFAULTS = dict(
     data="digits", activation="relu", depth=2, norm="none", residual=False, width=16,
-    init="auto", optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=0.0, batch_size=32,
+    init="auto", residual_scale=1.0, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=0.0,
+    batch_size=32,
     epochs=3, probe_every=5, seed=0, input_dim=64, n_classes=10, input_second_moment=1.0,
     mlflow_run_id="run", final_train_loss=0.5, final_val_accuracy=0.9, best_val_accuracy=0.9,
     final_test_accuracy=0.9, diverged=False, diverged_step=np.nan, grad_ratio_init=1.0,

@@ -12,11 +12,14 @@ import pytest
 import yaml
 from conftest import REPO, SCHEMA, snakemake_env, validated
 
+from vanishing.cli import _residual_scale
 from vanishing.config import (
     DEFAULT_LRS,
+    INV_SQRT_DEPTH,
     DataConfig,
     ModelConfig,
     TrainConfig,
+    branch_gain,
     check_config,
     expand_jobs,
     study_lrs,
@@ -35,7 +38,7 @@ def test_schema_defaults_agree_with_dataclasses():
             assert cfg[section][f.name] == f.default, f"{section}.{f.name}"
     assert tuple(cfg["train"]["lr"]) == DEFAULT_LRS
     assert set(schema["train"]["properties"]) - {"lr"} == {f.name for f in fields(TrainConfig)}
-    assert set(schema["model"]["properties"]) == {"width", "init"}
+    assert set(schema["model"]["properties"]) == {"width", "init", "residual_scale"}
 
 
 @pytest.mark.parametrize(
@@ -54,6 +57,8 @@ def test_schema_defaults_agree_with_dataclasses():
         ({"grid": {**MINIMAL["grid"], "widht": [8]}}, "'widht' was unexpected"),
         ({"train": {"lr": [0.1, -1]}}, "-1"),
         ({"mlflow": {"tracking_uri": "file:./mlruns"}}, "does not match"),
+        ({"model": {"residual_scale": 0}}, "residual_scale"),
+        ({"grid": {**MINIMAL["grid"], "residual_scale": ["sqrt"]}}, "'sqrt'"),
     ],
 )
 def test_bad_values_are_named(patch, needle):
@@ -139,3 +144,19 @@ def test_readme_example_config_is_valid_and_expands_as_described():
     assert cfg["data"]["name"] == "mnist1d" and {c["activation"] for c in cells} == {"tanh"}
     assert {c["init"] for c in cells} == {"orthogonal"} and {c["width"] for c in cells} == {64, 256}
     assert study_lrs(cfg) == [0.01, 0.03, 0.1] and cfg["seeds"] == [0, 1, 2, 3, 4]
+
+
+def test_residual_scale_number_or_one_over_sqrt_depth():
+    cfg = validated(
+        {**MINIMAL, "grid": {**MINIMAL["grid"], "residual_scale": [0.5, INV_SQRT_DEPTH]}}
+    )
+    assert cfg["model"]["residual_scale"] == 1.0  # the default, unused under a grid axis
+    cells = [c for cs in expand_jobs(cfg).values() for c in cs]
+    assert [c["cell"] for c in cells] == [
+        "activation~relu_depth~2_norm~none_residual~false_residual_scale~0.5",
+        "activation~relu_depth~2_norm~none_residual~false_residual_scale~inv_sqrt_depth",
+    ]
+    assert ModelConfig("relu", 16, "none", True, residual_scale=INV_SQRT_DEPTH).branch_gain == 0.25
+    assert ModelConfig("relu", 16, "none", True, residual_scale=0.5).branch_gain == 0.5
+    assert branch_gain("0.2", 4) == 0.2  # as a table with mixed values holds it
+    assert _residual_scale(INV_SQRT_DEPTH) == INV_SQRT_DEPTH and _residual_scale("0.25") == 0.25

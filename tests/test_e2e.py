@@ -116,3 +116,30 @@ def test_resume_retrains_only_what_is_missing(study):
     runs = store_runs(workdir)
     check_mlflow_runs(runs, pd.read_csv(results / "tables" / "runs.csv"))
     assert len(pd.read_csv(results / "tables" / "runs.csv")) == N_RUNS
+
+
+def test_residual_scale_axis_end_to_end(tmp_path):
+    """residual_scale promoted to an axis: both values reach the training jobs, the tables and
+    the theory; at depth 8 the 1/sqrt(depth) branch grows the gradient toward the input less."""
+    write_config(
+        tmp_path,
+        grid={
+            "activation": ["relu"],
+            "depth": [8],
+            "norm": ["none"],
+            "residual": [True],
+            "residual_scale": [1.0, "inv_sqrt_depth"],
+        },
+        seeds=[0, 1],
+        train={"lr": [0.01], "epochs": 1, "probe_every": 10},
+    )
+    snakemake(tmp_path)
+    tables = tmp_path / "results" / "tables"
+    runs = pd.read_csv(tables / "runs.csv")
+    ratio = runs.groupby(runs["residual_scale"].astype(str))["grad_ratio_init"].mean()
+    assert set(ratio.index) == {"1.0", "inv_sqrt_depth"}
+    assert 1 < ratio["inv_sqrt_depth"] < ratio["1.0"] / 2
+    theory = pd.read_csv(tables / "theory.csv")
+    slope = theory.set_index(theory["residual_scale"].astype(str))["predicted_slope"]
+    assert slope["1.0"] < slope["inv_sqrt_depth"] < 0  # growth toward the input, less of it
+    assert (tmp_path / "results" / "FINDINGS.md").exists()

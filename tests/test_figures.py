@@ -14,7 +14,8 @@ from synthetic import probe_inputs
 from vanishing import figures, profiles, stats, theory
 
 BASE = dict(
-    data="digits", width=16, init="auto", optimizer="sgd", momentum=0.9, weight_decay=0.0,
+    data="digits", width=16, init="auto", residual_scale=1.0, optimizer="sgd", momentum=0.9,
+    weight_decay=0.0,
     batch_size=32, epochs=3, probe_every=5,
 )  # fmt: skip
 SLOPE = {"sigmoid": 0.5, "relu": 0.0}  # decades of grad_preact_rms lost per layer at step 0

@@ -36,6 +36,20 @@ def test_block_order_by_hand():
     torch.testing.assert_close(net(x)[0][0], expected)
 
 
+def test_residual_branch_scaled_by_hand():
+    """depth 3, residual, no norm, alpha = 1/sqrt(3): x_l = x_{l-1} + alpha relu(x_{l-1} W + b)."""
+    cfg = ModelConfig("relu", depth=3, norm="none", residual=True, width=4)
+    cfg = ModelConfig(**{**cfg.__dict__, "residual_scale": "inv_sqrt_depth"})
+    net = BatchedMLP(cfg, input_dim=3, n_classes=2, seeds=[5])
+    x = torch.randn(1, 6, 3)
+    w, b = [p[0] for p in net.weights], [p[0] for p in net.biases]
+    alpha = 3**-0.5
+    x1 = torch.relu(x[0] @ w[0] + b[0])  # the first layer changes the width: no skip
+    x2 = x1 + alpha * torch.relu(x1 @ w[1] + b[1])
+    x3 = x2 + alpha * torch.relu(x2 @ w[2] + b[2])
+    torch.testing.assert_close(net(x)[0][0], x3 @ w[3] + b[3])
+
+
 @pytest.mark.parametrize("scheme", ["pytorch", "xavier", "kaiming", "orthogonal"])
 def test_init_variance_matches_scheme(scheme):
     gen = torch.Generator().manual_seed(0)

@@ -119,8 +119,9 @@ def linear(gen, scheme, fan_in, fan_out):
     return lin
 
 
-def simulated_log10_rms(act, scheme, norm, residual, seed, x):
-    """log10 grad_preact_rms per layer (DEPTH,) of one random MLP on inputs x (N, INPUT_DIM)."""
+def simulated_log10_rms(act, scheme, norm, residual, seed, x, alpha=1.0):
+    """log10 grad_preact_rms per layer (DEPTH,) of one random MLP on inputs x (N, INPUT_DIM);
+    a skip adds alpha times the block's output."""
     gen = torch.Generator().manual_seed(seed)
     y = torch.randint(0, 10, (len(x),), generator=gen)
     dims = [x.shape[1]] + [WIDTH] * DEPTH
@@ -135,7 +136,7 @@ def simulated_log10_rms(act, scheme, norm, residual, seed, x):
             a = (h - h.mean(0)) / torch.sqrt(h.var(0, unbiased=False) + 1e-5)
         else:
             a = h
-        x = x + ACT[act](a) if (residual and i > 0) else ACT[act](a)
+        x = x + alpha * ACT[act](a) if (residual and i > 0) else ACT[act](a)
     F.cross_entropy(linear(gen, scheme, WIDTH, 10)(x), y, reduction="sum").backward()
     return np.array([math.log10(h.grad.pow(2).sum(1).mean().sqrt().item()) for h in preacts])
 
@@ -165,6 +166,31 @@ def test_simulated_slope_matches_prediction(case):
     # seed-to-seed sd of a slope is up to 0.005 here; finite width and batch bias it by a few
     # 1e-3 per layer (residual ReLU: -0.0075, shrinking about as 1/sqrt(width))
     assert measured == pytest.approx(predicted, abs=0.008 + 0.02 * abs(predicted))
+
+
+# Scaled residual branches, x_l = x_{l-1} + alpha phi(a_l) (predicted / measured / predicted
+# with alpha = 1, when written): the gain enters the forward and the backward recursion.
+SCALED = [
+    (("relu", "kaiming", "none", True), "inv_sqrt_depth"),  # -0.0480 / -0.0494 / -0.1505
+    (("tanh", "xavier", "none", True), 0.3),  # -0.0436 / -0.0440 / -0.1051
+    (("tanh", "xavier", "layer", True), 0.5),  # -0.0795 / -0.0805 / -0.1163
+]
+
+
+@pytest.mark.parametrize(("case", "scale"), SCALED, ids=[f"{c[0][0]}-{c[0][2]}" for c in SCALED])
+def test_simulated_slope_with_scaled_residual_branch(case, scale):
+    torch.manual_seed(0)
+    x = 1.2 * torch.randn(N, INPUT_DIM, dtype=torch.float64)
+    m0 = float(x.pow(2).mean())
+    alpha = DEPTH**-0.5 if scale == "inv_sqrt_depth" else scale
+    layers = np.arange(1, DEPTH + 1)
+    measured = np.mean(
+        [theory.fit_slope(layers, simulated_log10_rms(*case, s, x, alpha)) for s in SEEDS]
+    )
+    predicted = theory.predicted_slope(*case, DEPTH, WIDTH, INPUT_DIM, m0, scale)
+    assert measured == pytest.approx(predicted, abs=0.008 + 0.02 * abs(predicted))
+    unscaled = theory.predicted_slope(*case, DEPTH, WIDTH, INPUT_DIM, m0, 1.0)
+    assert abs(unscaled - measured) > 0.03
 
 
 # Inputs whose per-example second moments spread over five decades (log-normal scale): the
@@ -228,6 +254,7 @@ def test_groups_use_their_own_cells_probe_inputs():
 def make_tables(slopes: dict[int, float], lrs=(0.1, 0.01), depth=4):
     """runs/layers tables for one group whose seed s has log10 rms = slopes[s] * layer + c."""
     cell = {"data": "digits", "activation": "relu", "init": "auto", "norm": "none"}
+    cell |= {"residual_scale": 1.0}
     cell |= {"residual": False, "depth": depth, "width": 32, "cell": "c1"}
     inputs = {"init_scheme": "kaiming", "input_dim": 64}
     runs, layers = [], []

@@ -35,6 +35,12 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _residual_scale(text: str) -> float | str:
+    from vanishing.config import INV_SQRT_DEPTH
+
+    return INV_SQRT_DEPTH if text == INV_SQRT_DEPTH else float(text)
+
+
 SETTING_TYPES = {
     "activation": str,
     "depth": int,
@@ -42,6 +48,7 @@ SETTING_TYPES = {
     "residual": _bool,
     "width": int,
     "init": str,
+    "residual_scale": _residual_scale,
     "optimizer": str,
     "momentum": float,
     "weight_decay": float,

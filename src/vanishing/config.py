@@ -18,11 +18,12 @@ from dataclasses import asdict, dataclass, fields
 from vanishing.inits import resolve_init
 
 ARCH_AXES = ("activation", "depth", "norm", "residual")
-MODEL_KEYS = ("width", "init")
+MODEL_KEYS = ("width", "init", "residual_scale")
 TRAIN_KEYS = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "epochs")
 # The order of the setting columns in every table (see docs/outputs.md).
 SETTINGS = ("data", *ARCH_AXES, *MODEL_KEYS, *TRAIN_KEYS, "probe_every")
 DEFAULT_LRS = (0.003, 0.01, 0.03, 0.1, 0.3)
+INV_SQRT_DEPTH = "inv_sqrt_depth"  # residual_scale = 1 / sqrt(depth)
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,25 @@ class ModelConfig:
     residual: bool
     width: int = 64
     init: str = "auto"
+    residual_scale: float | str = 1.0
 
     @property
     def init_scheme(self) -> str:
         """The concrete init behind ``auto``."""
         return resolve_init(self.init, self.activation)
+
+    @property
+    def branch_gain(self) -> float:
+        """alpha in x_l = x_{l-1} + alpha * phi(a_l) (see ``branch_gain``)."""
+        return branch_gain(self.residual_scale, self.depth)
+
+
+def branch_gain(residual_scale: float | str, depth: int) -> float:
+    """The residual branch's gain: ``residual_scale`` as a number (also spelt as text, as a
+    table may hold it), or 1 / sqrt(depth) for ``inv_sqrt_depth``."""
+    if residual_scale == INV_SQRT_DEPTH:
+        return float(depth) ** -0.5
+    return float(residual_scale)
 
 
 @dataclass(frozen=True)

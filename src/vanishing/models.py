@@ -8,13 +8,15 @@ The block (one place, used by every cell), for hidden layer l = 1..depth:
 
     h_l = x_{l-1} W_l + b_l                  # the pre-activation probed as grad_preact_rms
     a_l = norm(h_l)                          # identity, batch norm or layer norm
-    x_l = phi(a_l)            if l == 1 or not residual
-    x_l = x_{l-1} + phi(a_l)  otherwise      # identity skip around the whole block
+    x_l = phi(a_l)                    if l == 1 or not residual
+    x_l = x_{l-1} + alpha * phi(a_l)  otherwise   # identity skip around the whole block
 
 This is the post-norm order (Linear -> norm -> activation) of Ioffe & Szegedy (2015). The skip
 adds the block's input to its output without a non-linearity on the sum, so the identity path
 from the top to the bottom is clean, as in He et al. (2016, "Identity mappings"). The first layer
 changes the width (input_dim -> width) and so has no skip. Logits: x_depth W_out + b_out.
+alpha (``model.residual_scale``) is 1 by default; 1/sqrt(depth) keeps a deep residual net
+without a norm from exploding (each block then adds O(1/depth) to the variance).
 
 Replicas never interact: batch-norm statistics are per replica, and the loss of the batch is the
 sum of the replicas' own mean losses, so each replica's gradient is its own.
@@ -76,6 +78,7 @@ class BatchedMLP(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.n_replicas = R = len(seeds)
+        self.gain = cfg.branch_gain
         self.act = ACT[cfg.activation]
         self.act_ = ACT_.get(cfg.activation, self.act)
         dims = [input_dim] + [cfg.width] * cfg.depth + [n_classes]
@@ -137,7 +140,7 @@ class BatchedMLP(nn.Module):
                 y = self.act(a)
             else:
                 y = self.act_(a)
-            x = x + y if (self.cfg.residual and i > 0) else y
+            x = torch.add(x, y, alpha=self.gain) if (self.cfg.residual and i > 0) else y
         logits = torch.baddbmm(self.biases[-1].unsqueeze(1), x, self.weights[-1])
         return logits, preacts, acts
 

@@ -52,11 +52,21 @@ import pandas as pd
 from numpy.polynomial.hermite_e import hermegauss
 from scipy import special, stats
 
+from vanishing.config import branch_gain
 from vanishing.inits import bias_variance, resolve_init, sigma_w2
 
 N_QUAD = 96  # Gauss-Hermite nodes: exact for polynomials of degree < 192
 FLAT = 1e-9  # |predicted slope| below this is flat: no relative error
-GROUP = ("activation", "init_scheme", "norm", "residual", "depth", "width", "data")
+GROUP = (
+    "activation",
+    "init_scheme",
+    "norm",
+    "residual",
+    "residual_scale",
+    "depth",
+    "width",
+    "data",
+)
 NORMS = ("none", "batch", "layer")
 THEORY = {"none": "mean-field", "batch": "batchnorm-yang2019", "layer": "layernorm"}
 TABLE_COLUMNS = (
@@ -168,9 +178,10 @@ def _norm_gain(norm: str, q: float, batch_var: float) -> float:
     return 1.0 / (q if norm == "layer" else batch_var)
 
 
-def _forward(activation, norm, residual, sw2, sb2, m0):
+def _forward(activation, norm, residual, sw2, sb2, m0, alpha=1.0):
     """Per-layer (a_l, k_l) arrays (depth, n): E[phi'(u_l)^2] and the norm's gain 1 / s_l^2,
-    for n inputs whose second moments (mean of x^2 over features) are m0 (n,)."""
+    for n inputs whose second moments (mean of x^2 over features) are m0 (n,); a skip adds
+    alpha * phi(a_l)."""
     depth = len(sw2)
     a, k = np.empty((depth, len(m0))), np.empty((depth, len(m0)))
     # of x_{l-1}: E[x^2], mean over units, variance over the batch (inputs are standardised)
@@ -180,7 +191,8 @@ def _forward(activation, norm, residual, sw2, sb2, m0):
         k[i] = _norm_gain(norm, q, sw2[i] * v)
         m1, m2, a[i] = moments(activation, q if norm == "none" else np.ones_like(q))
         if residual and i > 0:
-            p, mu, v = p + 2.0 * mu * m1 + m2, mu + m1, v + m2 - m1**2
+            p, mu = p + 2.0 * alpha * mu * m1 + alpha**2 * m2, mu + alpha * m1
+            v = v + alpha**2 * (m2 - m1**2)
         else:
             p, mu, v = m2, m1, m2 - m1**2
     return a, k
@@ -195,6 +207,7 @@ def predicted_profile(
     width: int,
     input_dim: int,
     input_second_moment,
+    residual_scale: float | str = 1.0,
 ) -> np.ndarray | None:
     """Predicted log10 grad_preact_rms per layer (depth,), relative to layer ``depth`` (= 0).
 
@@ -209,8 +222,10 @@ def predicted_profile(
     the mean input gives). Batch norm pools examples in its statistics: it uses the mean.
 
     Every norm (none, batch, layer) with or without the skip has a form (see the module
-    docstring); None only where it is not finite (the forward variances overflow, or a norm
-    meets a zero-variance input).
+    docstring); the skip's branch carries the gain alpha of ``residual_scale``, so that
+    G_{l-1} = G_l (1 + alpha^2 sigma_w2 k a) and E||dL/dh_l||^2 = alpha^2 k a G_l for l >= 2.
+    None only where it is not finite (the forward variances overflow, or a norm meets a
+    zero-variance input).
     """
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {list(NORMS)}, got {norm!r}")
@@ -221,13 +236,16 @@ def predicted_profile(
         m0 = m0.mean(keepdims=True)
     scheme = resolve_init(init_scheme, activation)
     sw2, sb2 = _layer_scales(scheme, depth, width, input_dim)
+    alpha = branch_gain(residual_scale, depth) if residual else 1.0
     with np.errstate(all="ignore"):
-        a, k = _forward(activation, norm, bool(residual), sw2, sb2, m0)  # (depth, n)
-        r = np.where(np.arange(depth) > 0, float(bool(residual)), 0.0)[:, None]
-        log_g = np.log10(r + sw2[:, None] * k * a)  # log10 G_{l-1} / G_l, for l = 1..depth
+        a, k = _forward(activation, norm, bool(residual), sw2, sb2, m0, alpha)  # (depth, n)
+        skip = (np.arange(depth) > 0) & bool(residual)
+        r = skip.astype(float)[:, None]
+        gain2 = np.where(skip, alpha**2, 1.0)[:, None]  # the branch's gain, squared
+        log_g = np.log10(r + gain2 * sw2[:, None] * k * a)  # log10 G_{l-1} / G_l, l = 1..depth
         # log10 G_l - log10 G_depth = sum of the steps from layers l+1..depth
         log_g_rel = np.vstack([np.cumsum(log_g[:0:-1], axis=0)[::-1], np.zeros(len(m0))])
-        log_rms2 = np.log10(k * a) + log_g_rel  # (depth, n), each relative to its own G_depth
+        log_rms2 = np.log10(gain2 * k * a) + log_g_rel  # (depth, n), relative to its G_depth
         # log10 of the mean over examples of 10^log_rms2, without overflow
         mean_log_rms2 = special.logsumexp(log_rms2 * np.log(10.0), axis=1) - np.log(len(m0))
         mean_log_rms2 /= np.log(10.0)
@@ -244,10 +262,19 @@ def predicted_slope(
     width: int,
     input_dim: int,
     input_second_moment,
+    residual_scale: float | str = 1.0,
 ) -> float:
     """Slope per layer of ``predicted_profile`` (least squares over layers); NaN where None."""
     profile = predicted_profile(
-        activation, init_scheme, norm, residual, depth, width, input_dim, input_second_moment
+        activation,
+        init_scheme,
+        norm,
+        residual,
+        depth,
+        width,
+        input_dim,
+        input_second_moment,
+        residual_scale,
     )
     if profile is None:
         return float("nan")
@@ -310,6 +337,7 @@ def _predictions(df: pd.DataFrame, probe_inputs: pd.DataFrame) -> dict[tuple, np
             int(k["width"]),
             int(g["input_dim"].iloc[0]),
             np.concatenate([moments[c] for c in cells]),
+            k["residual_scale"],
         )
     return out
 
