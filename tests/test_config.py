@@ -160,3 +160,12 @@ def test_residual_scale_number_or_one_over_sqrt_depth():
     assert ModelConfig("relu", 16, "none", True, residual_scale=0.5).branch_gain == 0.5
     assert branch_gain("0.2", 4) == 0.2  # as a table with mixed values holds it
     assert _residual_scale(INV_SQRT_DEPTH) == INV_SQRT_DEPTH and _residual_scale("0.25") == 0.25
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "residual_scale.yaml"])
+def test_shipped_configs_are_valid(name):
+    """Every study config in config/ passes the schema and the checks (merged over the default,
+    as `snakemake --configfile` merges it)."""
+    default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg = validated({**default, **yaml.safe_load((REPO / "config" / name).read_text())})
+    assert len(expand_jobs(cfg)) >= 1
