@@ -146,16 +146,24 @@ def batch_norm_helps(comp: pd.DataFrame, selected: pd.DataFrame) -> dict:
         "(b) after training": ("abs_log10_grad_ratio_final", -1),
         "(c) accuracy": ("final_test_accuracy", +1),
     }
-    verdicts, evidence = [], []
-    for label, (metric, sign) in parts.items():
-        rows = pick(comp, "norm_vs_none", metric, treatment="batch", residual=False)
-        verdict, lines = judge_rows(rows, sign)
-        verdicts.append(verdict)
-        evidence += [f"{label}: {verdict}."] + [f"{label} {line}" for line in lines]
+    verdicts, evidence = _judge_parts(
+        comp, "norm_vs_none", parts, treatment="batch", residual=False
+    )
     evidence += _explosions(selected, "batch", False, "batch norm")
     if all(v == NOT_TESTED for v in verdicts):
         return _untested(title, rule, "no deep plain networks with and without batch norm")
     return dict(title=title, rule=rule, verdict=combine(verdicts), evidence=tuple(evidence))
+
+
+def _judge_parts(comp: pd.DataFrame, family: str, parts: dict, **where) -> tuple[list, list]:
+    """(verdict per part, evidence lines) of a claim judged in parts: ``parts`` maps a label to
+    (metric, sign); each part's rows are the family's comparisons on that metric at ``where``."""
+    verdicts, evidence = [], []
+    for label, (metric, sign) in parts.items():
+        verdict, lines = judge_rows(pick(comp, family, metric, **where), sign)
+        verdicts.append(verdict)
+        evidence += [f"{label}: {verdict}."] + [f"{label} {line}" for line in lines]
+    return verdicts, evidence
 
 
 def _explosions(selected: pd.DataFrame, norm: str, residual: bool, what: str) -> list[str]:
@@ -192,12 +200,7 @@ def residual_helps(comp: pd.DataFrame, selected: pd.DataFrame) -> dict:
         "(a) at init": ("abs_log10_grad_ratio_init", -1),
         "(b) accuracy": ("final_test_accuracy", +1),
     }
-    verdicts, evidence = [], []
-    for label, (metric, sign) in parts.items():
-        rows = pick(comp, "residual_vs_plain", metric, treatment=True, norm="none")
-        verdict, lines = judge_rows(rows, sign)
-        verdicts.append(verdict)
-        evidence += [f"{label}: {verdict}."] + [f"{label} {line}" for line in lines]
+    verdicts, evidence = _judge_parts(comp, "residual_vs_plain", parts, treatment=True, norm="none")
     evidence += _explosions(selected, "none", True, "residual connections")
     if all(v == NOT_TESTED for v in verdicts):
         return _untested(title, rule, "no deep residual and plain networks side by side")
