@@ -354,9 +354,10 @@ def theory_table(
 ) -> pd.DataFrame:
     """Predicted vs measured step-0 slope of log10 grad_preact_rms per layer, one row per group.
 
-    A group is (activation, init_scheme, norm, residual, depth, width, data). The lr and other
-    optimiser settings do not touch the init, so a group's runs that share a seed are averaged
-    into one value per seed (identical copies when they share the init). The measured slope is
+    A group is (activation, init_scheme, norm, residual, residual_scale, depth, width, data)
+    (``GROUP``). The lr and other optimiser settings do not touch the init, so a group's runs
+    that share a seed are averaged into one value per seed (identical copies when they share
+    the init). The measured slope is
     the mean over seeds of per-run least-squares slopes, with a 95% t interval across seeds.
     """
     df = _step0(runs, layers)
