@@ -25,6 +25,10 @@ dry-run: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -ra
 
+# Unit tests only (no Snakefile runs, no SLURM, no servers): under a minute.
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest -q -ra -m "not e2e and not slurm"
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

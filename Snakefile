@@ -24,6 +24,7 @@ include: "workflow/rules/analysis.smk"
 # On a cluster only training is worth a batch job; the rest is seconds of pandas and plotting.
 localrules:
     all,
+    plan,
     tracking,
     aggregate,
     stats,

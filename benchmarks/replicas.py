@@ -17,9 +17,9 @@ import torch
 from torch import nn
 
 from vanishing.config import Cell, DataConfig, ModelConfig, TrainConfig
-from vanishing.data import load_splits
-from vanishing.models import BatchedMLP, objective
-from vanishing.optim import make_optimizer
+from vanishing.training.data import load_splits
+from vanishing.training.models import BatchedMLP, objective
+from vanishing.training.optim import make_optimizer
 
 
 def time_steps(step, steps: int, warmup: int = 5) -> float:
@@ -141,7 +141,7 @@ def main() -> None:
                 f"= {ms / alone:5.2f} x one replica's whole step"
             )
     if a.lightning:
-        from vanishing.train import fit_cell
+        from vanishing.training.module import fit_cell
 
         cell = Cell("bench", DataConfig(), cfg, TrainConfig(epochs=10, probe_every=50))
         one = None

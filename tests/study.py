@@ -12,7 +12,7 @@ import pandas as pd
 import yaml
 from conftest import REPO, snakemake_env
 
-from vanishing.config import SETTINGS
+from vanishing.settings import COLUMNS as SETTINGS
 
 TINY = {
     "study": "tiny",

@@ -1,24 +1,27 @@
 """Synthetic runs.csv tables for the statistics and findings tests: every contract column, with
-defaults that each test overrides row by row."""
+defaults that each test overrides row by row. The setting columns and their defaults come from
+the registry of settings; only the architecture axes (which have none) and a few values that
+keep the tables small are set here."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from vanishing.config import SETTINGS
+from vanishing.activations import SATURATING
+from vanishing.settings import BY_NAME, CELL_KEYS, COLUMNS
 
-CELL_SETTINGS = tuple(k for k in SETTINGS if k != "lr")
-SATURATING = ("sigmoid", "tanh")
+CELL_SETTINGS = CELL_KEYS
+SMALL = dict(activation="relu", depth=2, norm="none", residual=False, width=16, lr=0.1,
+             batch_size=32, epochs=3, probe_every=5)  # fmt: skip
+SETTING_DEFAULTS = {k: SMALL.get(k, BY_NAME[k].default) for k in COLUMNS}
 DEFAULTS = dict(
-    data="digits", activation="relu", depth=2, norm="none", residual=False, width=16,
-    init="auto", residual_scale=1.0, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=0.0,
-    batch_size=32,
-    epochs=3, probe_every=5, seed=0, input_dim=64, n_classes=10, input_second_moment=1.0,
+    **SETTING_DEFAULTS, seed=0, input_dim=64, n_classes=10, input_second_moment=1.0,
     mlflow_run_id="run", final_train_loss=0.5, final_val_accuracy=0.9, best_val_accuracy=0.9,
     final_test_accuracy=0.9, diverged=False, diverged_step=np.nan, grad_ratio_init=1.0,
-    train_seconds=1.0,
+    train_seconds=1.0, grids="main",
 )  # fmt: skip
+__all__ = ["CELL_SETTINGS", "DEFAULTS", "SATURATING", "make_runs", "probe_inputs"]
 
 
 def make_runs(rows: list[dict]) -> pd.DataFrame:

@@ -6,39 +6,22 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from dataclasses import fields
 
 import pytest
 import yaml
-from conftest import REPO, SCHEMA, snakemake_env, validated
+from conftest import REPO, snakemake_env, validated
 
-from vanishing.cli import _residual_scale
 from vanishing.config import (
-    DEFAULT_LRS,
-    INV_SQRT_DEPTH,
-    DataConfig,
     ModelConfig,
-    TrainConfig,
     branch_gain,
     check_config,
+    expand_cells,
     expand_jobs,
     study_lrs,
 )
+from vanishing.settings import DEFAULT_LRS, INV_SQRT_DEPTH, parse_residual_scale
 
 MINIMAL = {"grid": {"activation": ["relu"], "depth": [2], "norm": ["none"], "residual": [False]}}
-
-
-def test_schema_defaults_agree_with_dataclasses():
-    schema = yaml.safe_load(SCHEMA.read_text())["properties"]
-    cfg = validated(MINIMAL)
-    for section, cls in [("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig)]:
-        for f in fields(cls):
-            if f.name in ("activation", "depth", "norm", "residual"):
-                continue
-            assert cfg[section][f.name] == f.default, f"{section}.{f.name}"
-    assert tuple(cfg["train"]["lr"]) == DEFAULT_LRS
-    assert set(schema["train"]["properties"]) - {"lr"} == {f.name for f in fields(TrainConfig)}
-    assert set(schema["model"]["properties"]) == {"width", "init", "residual_scale"}
 
 
 @pytest.mark.parametrize(
@@ -108,10 +91,12 @@ def test_default_grid_expands_into_packed_jobs(default_config):
     assert len(jobs) == 4 * 2  # activation x residual; norm and depth are packed
     cells = [c for cs in jobs.values() for c in cs]
     assert len(cells) == 4 * 5 * 3 * 2
-    assert len({c["cell"] for c in cells}) == len(cells)
+    assert len({c.name for c in cells}) == len(cells)
     first = jobs["activation~sigmoid_residual~false"][0]
-    assert first["cell"] == "activation~sigmoid_depth~2_norm~none_residual~false"
-    assert first["width"] == 64 and first["epochs"] == default_config["train"]["epochs"]
+    assert first.name == "activation~sigmoid_depth~2_norm~none_residual~false"
+    assert first.model.width == 64 and first.train.epochs == default_config["train"]["epochs"]
+    assert first.seeds == tuple(default_config["seeds"]) and first.lrs == DEFAULT_LRS
+    assert first.grids == ("main",)
 
 
 def test_unpacked_grid_gives_one_job_per_cell_and_extra_axes(default_config):
@@ -120,14 +105,14 @@ def test_unpacked_grid_gives_one_job_per_cell_and_extra_axes(default_config):
     assert len(jobs) == 4 * 5 * 3 * 2 * 2
     assert all(len(c) == 1 for c in jobs.values())
     name = "activation~relu_depth~8_norm~batch_residual~true_width~32"
-    assert jobs[name][0]["width"] == 32
+    assert jobs[name][0].model.width == 32
 
 
 def test_lr_from_grid_overrides_train_lr(default_config):
     assert study_lrs(default_config) == list(DEFAULT_LRS)
     cfg = {**default_config, "grid": {**default_config["grid"], "lr": [0.5]}}
     assert study_lrs(cfg) == [0.5]
-    assert all("lr" not in c["cell"] for cs in expand_jobs(cfg).values() for c in cs)
+    assert all("lr" not in c.name for cs in expand_jobs(cfg).values() for c in cs)
 
 
 def test_readme_example_config_is_valid_and_expands_as_described():
@@ -141,8 +126,10 @@ def test_readme_example_config_is_valid_and_expands_as_described():
     assert len(jobs) == 2 * 2
     cells = [c for cs in jobs.values() for c in cs]
     assert len(cells) == 3 * 2 * 2 * 2
-    assert cfg["data"]["name"] == "mnist1d" and {c["activation"] for c in cells} == {"tanh"}
-    assert {c["init"] for c in cells} == {"orthogonal"} and {c["width"] for c in cells} == {64, 256}
+    assert {c.data.name for c in cells} == {"mnist1d"}
+    assert {c.model.activation for c in cells} == {"tanh"}
+    assert {c.model.init for c in cells} == {"orthogonal"}
+    assert {c.model.width for c in cells} == {64, 256}
     assert study_lrs(cfg) == [0.01, 0.03, 0.1] and cfg["seeds"] == [0, 1, 2, 3, 4]
 
 
@@ -152,14 +139,15 @@ def test_residual_scale_number_or_one_over_sqrt_depth():
     )
     assert cfg["model"]["residual_scale"] == 1.0  # the default, unused under a grid axis
     cells = [c for cs in expand_jobs(cfg).values() for c in cs]
-    assert [c["cell"] for c in cells] == [
+    assert [c.name for c in cells] == [
         "activation~relu_depth~2_norm~none_residual~false_residual_scale~0.5",
         "activation~relu_depth~2_norm~none_residual~false_residual_scale~inv_sqrt_depth",
     ]
     assert ModelConfig("relu", 16, "none", True, residual_scale=INV_SQRT_DEPTH).branch_gain == 0.25
     assert ModelConfig("relu", 16, "none", True, residual_scale=0.5).branch_gain == 0.5
     assert branch_gain("0.2", 4) == 0.2  # as a table with mixed values holds it
-    assert _residual_scale(INV_SQRT_DEPTH) == INV_SQRT_DEPTH and _residual_scale("0.25") == 0.25
+    assert parse_residual_scale(INV_SQRT_DEPTH) == INV_SQRT_DEPTH
+    assert parse_residual_scale("0.25") == 0.25
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "residual_scale.yaml"])
@@ -169,3 +157,40 @@ def test_shipped_configs_are_valid(name):
     default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg = validated({**default, **yaml.safe_load((REPO / "config" / name).read_text())})
     assert len(expand_jobs(cfg)) >= 1
+
+
+SUBGRIDS = {
+    "grids": {
+        "main": {**MINIMAL["grid"], "depth": [2, 8]},
+        "deep": {**MINIMAL["grid"], "depth": [8, 64], "epochs": [5], "seeds": [0, 1, 2, 3, 4]},
+        "again": {**MINIMAL["grid"], "depth": [2]},
+    }
+}
+
+
+def test_subgrids_expand_into_named_cells_once_each():
+    """Cells are named over every setting any sub-grid lists (here depth and epochs), each is
+    trained once, and one that two sub-grids share belongs to both."""
+    cells = {c.name: c for c in expand_cells(validated(SUBGRIDS))}
+    base = "activation~relu_depth~{}_norm~none_residual~false_epochs~{}"
+    assert set(cells) == {base.format(2, 30), base.format(8, 30), base.format(8, 5),
+                          base.format(64, 5)}  # fmt: skip
+    assert cells[base.format(2, 30)].grids == ("main", "again")
+    assert cells[base.format(64, 5)].grids == ("deep",)
+    assert cells[base.format(64, 5)].seeds == (0, 1, 2, 3, 4)
+    assert (
+        cells[base.format(8, 30)].seeds == (0, 1, 2)
+        and cells[base.format(8, 30)].train.epochs == 30
+    )
+
+
+def test_subgrids_sharing_a_cell_with_other_seeds_are_refused():
+    cfg = validated(SUBGRIDS)
+    cfg["grids"]["again"]["seeds"] = [7]
+    with pytest.raises(ValueError, match="is in sub-grids .* with different seeds or lrs"):
+        expand_cells(cfg)
+
+
+def test_grid_and_grids_together_are_refused():
+    with pytest.raises(Exception, match="grid"):
+        expand_cells(validated({**MINIMAL, **SUBGRIDS}))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vanishing.config import DataConfig
-from vanishing.data import load_splits
+from vanishing.training.data import load_splits
 
 
 @pytest.mark.parametrize("name,dim,n", [("digits", 64, 1797), ("mnist1d", 40, 1000)])

@@ -11,7 +11,9 @@ import pytest
 from scipy import stats as sps
 from synthetic import probe_inputs
 
-from vanishing import figures, profiles, stats, theory
+from vanishing.analysis import profiles, stats, theory
+from vanishing.analysis.tables import read_tables
+from vanishing.report import catalog, figures, figures_gradients
 
 BASE = dict(
     data="digits", width=16, init="auto", residual_scale=1.0, optimizer="sgd", momentum=0.9,
@@ -116,7 +118,7 @@ def test_trainability_draws_the_selected_means_on_a_log2_depth_axis():
 
 
 def test_grad_ratio_is_ten_to_the_mean_log_on_a_log_axis():
-    fig = figures.plot_grad_ratio_init(hand_selected())
+    fig = figures_gradients.plot_grad_ratio_init(hand_selected())
     ax = axis(fig, "norm=none|residual=True")
     assert ax.get_yscale() == "log"
     assert line(ax, "sigmoid").get_ydata() == pytest.approx([10**-1, 10**-4, 10**-16])
@@ -133,7 +135,7 @@ def test_init_profiles_average_log10_over_seeds_once_per_seed():
 
 def test_gradient_flow_heatmap_shows_the_mean_over_seeds_at_the_selected_lr():
     t = stats_tables()
-    fig = figures.plot_gradient_flow_heatmap(t["layer_gradients"], t["selected"])
+    fig = figures_gradients.plot_gradient_flow_heatmap(t["layer_gradients"], t["selected"])
     meshes = {m.get_gid(): m for ax in fig.axes for m in ax.collections if m.get_gid()}
     assert set(meshes) == {"sigmoid|plain", "sigmoid|batch norm", "sigmoid|residual", "relu|plain"}
     z = np.asarray(meshes["sigmoid|plain"].get_array())
@@ -184,7 +186,7 @@ def test_training_curves_show_plain_and_the_best_remedy_by_validation():
 
 def test_saturation_at_init_and_end_for_the_deepest_depth():
     t = stats_tables()
-    fig = figures.plot_saturation(t["layer_gradients"], t["selected"])
+    fig = figures_gradients.plot_saturation(t["layer_gradients"], t["selected"])
     init, end = axis(fig, "init|relu"), axis(fig, "final|relu")
     assert line(init, "plain").get_ydata() == pytest.approx(0.05 + 0.01 * np.arange(1, 5))
     assert line(end, "plain").get_ydata() == pytest.approx(0.05 + 0.01 * np.arange(1, 5) + 0.01)
@@ -192,7 +194,7 @@ def test_saturation_at_init_and_end_for_the_deepest_depth():
 
 def test_theory_overlay_draws_both_profiles_for_plain_nets():
     t = stats_tables()
-    fig = figures.plot_theory_overlay(t["theory_profiles"])
+    fig = figures_gradients.plot_theory_overlay(t["theory_profiles"])
     ax = axis(fig, "sigmoid|depth=4")
     assert line(ax, "measured").get_ydata() == pytest.approx([-1.5, -1.0, -0.5, 0.0])
     assert line(ax, "predicted").get_linestyle() == "--"
@@ -208,21 +210,21 @@ def _write(tmp_path, tables: dict[str, pd.DataFrame], skip=()) -> None:
 def test_write_all_writes_every_figure_as_png_and_pdf(tmp_path):
     _write(tmp_path, stats_tables())
     paths = figures.write_all(tmp_path, tmp_path / "fig")
-    assert [p.name for p in paths[::2]] == [f"{n}.png" for n in figures.FIGURES]
+    assert [p.name for p in paths[::2]] == [f"{n}.png" for n in catalog.NAMES]
     for p in paths:
         head = p.read_bytes()[:8]
         assert head.startswith(b"\x89PNG" if p.suffix == ".png" else b"%PDF")
-    figs = figures.build_figures(figures.read_tables(tmp_path))
+    figs = figures.build_figures(read_tables(tmp_path, catalog.TABLES))
     assert [n for n, f in figs.items() if f.get_label() == "placeholder"] == []
 
 
 def test_missing_tables_give_placeholders_not_errors(tmp_path):
     _write(tmp_path, stats_tables(), skip=("summary", "selected", "theory_profiles"))
     paths = figures.write_all(tmp_path, tmp_path / "fig")
-    assert len(paths) == 2 * len(figures.FIGURES) and all(p.exists() for p in paths)
-    figs = figures.build_figures(figures.read_tables(tmp_path))
+    assert len(paths) == 2 * len(catalog.FIGURES) and all(p.exists() for p in paths)
+    figs = figures.build_figures(read_tables(tmp_path, catalog.TABLES))
     skipped = {n for n, f in figs.items() if f.get_label() == "placeholder"}
-    assert skipped == set(figures.FIGURES) - {"gradient_profile_init"}
+    assert skipped == set(catalog.NAMES) - {"gradient_profile_init"}
     assert "selected.csv" in figs["trainability"].axes[0].texts[0].get_text()
 
 

@@ -9,8 +9,8 @@ from reference import ReferenceMLP
 
 from vanishing.config import ModelConfig
 from vanishing.inits import bias_variance, weight_variance
-from vanishing.models import BatchedMLP, draw_linear, objective, replica_seeds
-from vanishing.optim import make_optimizer
+from vanishing.training.models import BatchedMLP, draw_linear, objective, replica_seeds
+from vanishing.training.optim import make_optimizer
 
 
 def test_shapes_and_parameter_count():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from vanishing.optim import BatchedAdam, freeze_replica, make_optimizer
+from vanishing.training.optim import BatchedAdam, freeze_replica, make_optimizer
 
 
 def test_batched_adam_matches_torch_adam_per_replica():

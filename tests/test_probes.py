@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from reference import ReferenceMLP
 
 from vanishing.config import ModelConfig
-from vanishing.models import BatchedMLP
-from vanishing.probes import measure, saturation
+from vanishing.training.models import BatchedMLP
+from vanishing.training.probes import measure, saturation
 
 
 @pytest.mark.parametrize("norm,residual", [("none", False), ("none", True), ("layer", False)])

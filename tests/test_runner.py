@@ -4,29 +4,30 @@ from __future__ import annotations
 
 import json
 
-from vanishing.aggregate import TABLES
-from vanishing.config import Cell, DataConfig, ModelConfig, TrainConfig
-from vanishing.runner import DONE, cell_spec, is_done, spec_hash
+from vanishing.config import make_cell
+from vanishing.outputs import CELL_TABLES, DONE
+from vanishing.training.runner import is_done, spec_hash
 
 
-def finished_cell(tmp_path, spec):
+def finished_cell(tmp_path, cell):
     d = tmp_path / "cell"
     d.mkdir()
-    for table in TABLES:
+    for table in CELL_TABLES:
         (d / f"{table}.csv").write_text("a\n1\n")
-    (d / DONE).write_text(json.dumps({"spec_hash": spec_hash(spec)}))
+    (d / DONE).write_text(json.dumps({"spec_hash": spec_hash(cell.spec())}))
     return d
 
 
-def spec(lr=0.1):
-    cell = Cell("c", DataConfig(), ModelConfig("relu", 2, "none", False, 8), TrainConfig())
-    return cell_spec(cell, [0, 1], [lr])
+def spec(lr=0.1, grids=("main",)):
+    values = dict(activation="relu", depth=2, norm="none", residual=False, width=8)
+    return make_cell(values, "c", [0, 1], [lr], grids)
 
 
 def test_done_needs_marker_same_settings_and_every_table(tmp_path):
     d = finished_cell(tmp_path, spec())
     assert is_done(d, spec())
     assert not is_done(d, spec(lr=0.2))  # other settings: retrain
+    assert is_done(d, spec(grids=("main", "deep")))  # in another sub-grid too: nothing to redo
     (d / "probe_inputs.csv").unlink()  # a folder written before that table existed
     assert not is_done(d, spec())
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 from synthetic import CELL_SETTINGS, make_runs
 
-from vanishing.comparisons import compare_two, comparisons, hedges_g, holm, permutation_p
-from vanishing.stats import (
+from vanishing.analysis.comparisons import compare_two, comparisons, hedges_g, holm, permutation_p
+from vanishing.analysis.stats import (
     depth_slopes,
     factorial_anova,
     seed_values,
@@ -22,7 +22,7 @@ from vanishing.stats import (
     summarize,
     t_interval,
 )
-from vanishing.tables import write_tables
+from vanishing.analysis.tables import write_tables
 
 
 def test_t_interval_matches_hand_computation():

@@ -13,9 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import optimize
 from scipy import stats as sps
-from synthetic import probe_inputs
+from synthetic import SETTING_DEFAULTS, probe_inputs
 
-from vanishing import inits, theory
+from vanishing import inits
+from vanishing.analysis import theory
+from vanishing.settings import CELL_KEYS
 
 # ---------------------------------------------------------------- quadrature and closed forms
 
@@ -253,9 +255,9 @@ def test_groups_use_their_own_cells_probe_inputs():
 
 def make_tables(slopes: dict[int, float], lrs=(0.1, 0.01), depth=4):
     """runs/layers tables for one group whose seed s has log10 rms = slopes[s] * layer + c."""
-    cell = {"data": "digits", "activation": "relu", "init": "auto", "norm": "none"}
-    cell |= {"residual_scale": 1.0}
-    cell |= {"residual": False, "depth": depth, "width": 32, "cell": "c1"}
+    cell = {k: SETTING_DEFAULTS[k] for k in CELL_KEYS}
+    cell |= {"activation": "relu", "norm": "none", "residual": False, "depth": depth}
+    cell |= {"width": 32, "cell": "c1"}
     inputs = {"init_scheme": "kaiming", "input_dim": 64}
     runs, layers = [], []
     for seed, slope in slopes.items():
@@ -272,7 +274,7 @@ def make_tables(slopes: dict[int, float], lrs=(0.1, 0.01), depth=4):
 def test_theory_table_two_seeds():
     runs, layers = make_tables({0: 0.10, 1: 0.20})
     table = theory.theory_table(runs, layers, probe_inputs(runs, [0.8]))
-    assert list(table.columns) == [*theory.GROUP, *theory.TABLE_COLUMNS]
+    assert list(table.columns) == list(theory.TABLE_COLUMNS)
     (row,) = table.to_dict("records")
     half = sps.t.ppf(0.975, 1) * 0.05  # sd = 0.1 / sqrt(2), over sqrt(2)
     assert row["n_seeds"] == 2

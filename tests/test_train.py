@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from vanishing.config import Cell, DataConfig, ModelConfig, TrainConfig
-from vanishing.data import load_splits
-from vanishing.train import fit_cell
+from vanishing.training.data import load_splits
+from vanishing.training.module import fit_cell
 
 
 @pytest.fixture(scope="module")

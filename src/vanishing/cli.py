@@ -8,14 +8,14 @@
     vanishing findings        tables -> results/FINDINGS.md
     vanishing publish         attach tables and figures to the study's parent run
 
-Setting flags are named as the config keys, with dashes (``--weight-decay``). Heavy imports
-(torch, Lightning, MLflow) happen inside the subcommands that need them.
+Setting flags of ``vanishing train`` come from the registry of settings and are named as the
+config keys, with dashes (``--weight-decay``). Heavy imports (torch, Lightning, MLflow) happen
+inside the subcommands that need them.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import logging
 import os
@@ -23,59 +23,26 @@ import sys
 import time
 from pathlib import Path
 
+from vanishing.outputs import DONE
+from vanishing.settings import SETTINGS
+
 T_START = time.perf_counter()
 log = logging.getLogger("vanishing")
 
 
-def _bool(text: str) -> bool:
-    if text.lower() in ("true", "1", "yes"):
-        return True
-    if text.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-def _residual_scale(text: str) -> float | str:
-    from vanishing.config import INV_SQRT_DEPTH
-
-    return INV_SQRT_DEPTH if text == INV_SQRT_DEPTH else float(text)
-
-
-SETTING_TYPES = {
-    "activation": str,
-    "depth": int,
-    "norm": str,
-    "residual": _bool,
-    "width": int,
-    "init": str,
-    "residual_scale": _residual_scale,
-    "optimizer": str,
-    "momentum": float,
-    "weight_decay": float,
-    "batch_size": int,
-    "epochs": int,
-}
-
-
 def add_train_parser(sub) -> None:
-    p = sub.add_parser("train", help="train the product of the given settings, every lr x seed")
-    for key, typ in SETTING_TYPES.items():
-        p.add_argument("--" + key.replace("_", "-"), type=typ, nargs="+", required=True)
-    p.add_argument("--probe-every", type=int, default=50)
-    p.add_argument("--probe-size", type=int, default=256)
-    p.add_argument("--lr", type=float, nargs="+", required=True)
-    p.add_argument("--seeds", type=int, nargs="+", required=True)
-    p.add_argument("--data", default="digits")
-    p.add_argument("--val-fraction", type=float, default=0.2)
-    p.add_argument("--test-fraction", type=float, default=0.2)
-    p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--mnist1d-samples", type=int, default=4000)
-    p.add_argument(
-        "--name-axes",
-        nargs="+",
-        default=["activation", "depth", "norm", "residual"],
-        help="settings that name a cell (the study's grid axes)",
+    p = sub.add_parser(
+        "train",
+        help="train cells, every (lr, seed) replica of each batched: a job's plan, or the "
+        "product of the settings given as flags",
     )
+    p.add_argument("--plan", type=Path, help="JSON list of cells (the workflow writes these)")
+    g = p.add_argument_group("settings (without --plan; each takes one or more values)")
+    for s in SETTINGS:
+        default = list(s.default) if isinstance(s.default, tuple) else [s.default]
+        g.add_argument(s.flag, type=s.parse, nargs="+", default=None if s.arch else default,
+                       metavar=s.name.upper(), choices=s.choices)  # fmt: skip
+    g.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu")
     p.add_argument("--jobs-per-gpu", type=int, default=4)
@@ -84,37 +51,49 @@ def add_train_parser(sub) -> None:
     p.add_argument("--manifest", type=Path, required=True, help="written when every cell is done")
 
 
-def cmd_train(a: argparse.Namespace) -> int:
-    from vanishing.config import DataConfig, cell_from_settings, cell_name
+def cells_from_flags(a: argparse.Namespace):
+    """The cells of the flags' product, as the workflow would expand a grid of these axes."""
+    from vanishing.config import expand_cells
 
+    missing = [s.flag for s in SETTINGS if s.arch and getattr(a, s.name) is None]
+    if missing:
+        raise SystemExit(f"vanishing train: without --plan, give {', '.join(missing)}")
+    config = {part: {} for part in ("data", "model", "train")}
+    grid = {}
+    for s in SETTINGS:
+        values = getattr(a, s.name)
+        config[s.part][s.key] = values if s.replica else values[0]
+        if s.arch or (len(values) > 1 and not s.replica):
+            grid[s.name] = values
+    return expand_cells({**config, "grid": grid, "seeds": a.seeds, "pack": []})
+
+
+def cmd_train(a: argparse.Namespace) -> int:
     if a.accelerator == "gpu":
-        from vanishing.gpu import claim_gpu
+        from vanishing.tracking.gpu import claim_gpu
 
         claim_gpu(a.jobs_per_gpu)  # sets CUDA_VISIBLE_DEVICES before torch is imported
     import torch
 
-    from vanishing.runner import run_job
+    from vanishing.config import load_cells
+    from vanishing.training.runner import run_job
 
     torch.set_num_threads(a.threads)
     t_imported = time.perf_counter()
-    data = DataConfig(a.data, a.val_fraction, a.test_fraction, a.split_seed, a.mnist1d_samples)
-    lists = {k: getattr(a, k) for k in SETTING_TYPES}
-    cells = []
-    for combo in itertools.product(*lists.values()):
-        values = dict(zip(lists, combo, strict=True))
-        values.update(probe_every=a.probe_every, probe_size=a.probe_size)
-        values["cell"] = cell_name(values, tuple(a.name_axes))
-        cells.append(cell_from_settings(values, data))
+    cells = load_cells(a.plan.read_text()) if a.plan else cells_from_flags(a)
     tracking = json.loads(a.tracking.read_text())
-    done, failed = run_job(cells, a.seeds, a.lr, a.out_root, tracking, a.accelerator)
+    done, failed = run_job(cells, a.out_root, tracking, a.accelerator)
     if failed:
         log.error("%d of %d cells failed: %s", len(failed), len(cells), ", ".join(failed))
         return 1
     fit = 0.0
     for name in done:
-        fit += json.loads((a.out_root / name / "DONE.json").read_text())["timing"]["fit_seconds"]
+        fit += json.loads((a.out_root / name / DONE).read_text())["timing"]["fit_seconds"]
+    by_name = {c.name: c for c in cells}
     manifest = {
-        "cells": [str(a.out_root / n) for n in done],
+        "cells": [
+            {"cell": n, "dir": str(a.out_root / n), "grids": list(by_name[n].grids)} for n in done
+        ],
         "import_seconds": t_imported - T_START,
         "process_seconds": time.perf_counter() - T_START,
         "fit_seconds": fit,
@@ -126,8 +105,8 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def cmd_init_tracking(a: argparse.Namespace) -> int:
-    from vanishing.provenance import provenance
-    from vanishing.tracking import TrackingUnavailable, init_study
+    from vanishing.tracking.provenance import provenance
+    from vanishing.tracking.store import TrackingUnavailable, init_study
 
     try:
         info = init_study(a.tracking_uri, a.study, provenance())
@@ -146,35 +125,22 @@ def cmd_init_tracking(a: argparse.Namespace) -> int:
 
 
 def cmd_aggregate(a: argparse.Namespace) -> int:
-    from vanishing.aggregate import aggregate
+    from vanishing.analysis.aggregate import aggregate
 
     aggregate(a.manifests, a.out)
     return 0
 
 
-def _read_tables(tables: Path):
-    import pandas as pd
-
-    return pd.read_csv(tables / "runs.csv"), pd.read_csv(tables / "layer_gradients.csv")
-
-
 def cmd_stats(a: argparse.Namespace) -> int:
-    import pandas as pd
+    from vanishing.analysis.tables import read_tables, write_tables
 
-    from vanishing.tables import write_tables
-    from vanishing.theory import theory_profiles, theory_table
-
-    runs, layers = _read_tables(a.tables)
-    write_tables(runs, layers, a.tables, seed=a.seed)
-    probe_inputs = pd.read_csv(a.tables / "probe_inputs.csv")
-    theory_table(runs, layers, probe_inputs).to_csv(a.tables / "theory.csv", index=False)
-    profiles = theory_profiles(runs, layers, probe_inputs)
-    profiles.to_csv(a.tables / "theory_profiles.csv", index=False)
+    t = read_tables(a.tables, ("runs", "layer_gradients", "probe_inputs"))
+    write_tables(t["runs"], t["layer_gradients"], a.tables, t["probe_inputs"], seed=a.seed)
     return 0
 
 
 def cmd_figures(a: argparse.Namespace) -> int:
-    from vanishing.figures import write_all
+    from vanishing.report.figures import write_all
 
     for path in write_all(a.tables, a.out):
         log.info("wrote %s", path)
@@ -182,18 +148,15 @@ def cmd_figures(a: argparse.Namespace) -> int:
 
 
 def cmd_findings(a: argparse.Namespace) -> int:
-    import pandas as pd
+    from vanishing.report.findings import write_findings
 
-    from vanishing.findings import write_findings
-
-    theory = pd.read_csv(a.tables / "theory.csv")
-    for claim in write_findings(a.tables, a.out, theory):
+    for claim in write_findings(a.tables, a.out):
         log.info("claim %d: %s", claim.number, claim.verdict)
     return 0
 
 
 def cmd_publish(a: argparse.Namespace) -> int:
-    from vanishing.tracking import publish
+    from vanishing.tracking.store import publish
 
     files = list(a.files)
     if a.config_json:

@@ -1,154 +1,221 @@
-"""Settings as frozen dataclasses, and the expansion of a study config into training jobs.
+"""Settings as frozen dataclasses, and the expansion of a study config into cells and jobs.
 
-Torch-free: the Snakefile imports this at load time. The JSON schema in
-``workflow/schemas/config.schema.yaml`` holds the defaults; the dataclass defaults here mirror
-them, and ``tests/test_config.py`` checks that the two agree.
+Torch-free: the Snakefile imports this at load time. The dataclasses are made from the registry
+of settings (``vanishing.settings``), which holds every default; the JSON schema documents and
+checks the same defaults (``tests/test_settings.py``).
 
 Vocabulary:
-- a *cell* is one combination of the grid axes other than ``lr`` (one architecture and training
-  setting); its replicas are every (seed, lr) pair, trained together as one batched model;
+- a *sub-grid* is one named factorial grid of a study (``grids: {main: {...}, deep: {...}}``;
+  a study with a single ``grid:`` has one, called ``main``); each may set its own seeds and
+  learning rates;
+- a *cell* is one combination of a sub-grid's axes other than ``lr``; its replicas are every
+  (seed, lr) pair, trained together as one batched model. A cell that two sub-grids share is
+  trained once and belongs to both;
 - a *job* is one Snakemake training job: the cells that share the values of the unpacked axes.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, fields
+import json
+from dataclasses import dataclass, field, make_dataclass, replace
+from typing import Any
 
+from vanishing import settings as S
 from vanishing.inits import resolve_init
+from vanishing.settings import INV_SQRT_DEPTH, format_value
 
-ARCH_AXES = ("activation", "depth", "norm", "residual")
-MODEL_KEYS = ("width", "init", "residual_scale")
-TRAIN_KEYS = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "epochs")
-# The order of the setting columns in every table (see docs/outputs.md).
-SETTINGS = ("data", *ARCH_AXES, *MODEL_KEYS, *TRAIN_KEYS, "probe_every")
-DEFAULT_LRS = (0.003, 0.01, 0.03, 0.1, 0.3)
-INV_SQRT_DEPTH = "inv_sqrt_depth"  # residual_scale = 1 / sqrt(depth)
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Which data set, and how it is split (stratified; the same split for every run)."""
-
-    name: str = "digits"
-    val_fraction: float = 0.2
-    test_fraction: float = 0.2
-    split_seed: int = 0
-    mnist1d_samples: int = 4000
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """One MLP architecture: ``depth`` hidden layers of ``width`` units."""
-
-    activation: str
-    depth: int
-    norm: str
-    residual: bool
-    width: int = 64
-    init: str = "auto"
-    residual_scale: float | str = 1.0
-
-    @property
-    def init_scheme(self) -> str:
-        """The concrete init behind ``auto``."""
-        return resolve_init(self.init, self.activation)
-
-    @property
-    def branch_gain(self) -> float:
-        """alpha in x_l = x_{l-1} + alpha * phi(a_l) (see ``branch_gain``)."""
-        return branch_gain(self.residual_scale, self.depth)
+MAIN = "main"  # the sub-grid of a study configured with a single `grid:`
 
 
 def branch_gain(residual_scale: float | str, depth: int) -> float:
-    """The residual branch's gain: ``residual_scale`` as a number (also spelt as text, as a
-    table may hold it), or 1 / sqrt(depth) for ``inv_sqrt_depth``."""
+    """The residual branch's gain alpha in x_l = x_{l-1} + alpha phi(a_l): ``residual_scale``
+    as a number (also spelt as text, as a table may hold it), or 1 / sqrt(depth) for
+    ``inv_sqrt_depth``."""
     if residual_scale == INV_SQRT_DEPTH:
         return float(depth) ** -0.5
     return float(residual_scale)
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings shared by all replicas of a cell (the lr is per replica)."""
+def _section(part: str, doc: str, namespace: dict | None = None):
+    """The frozen dataclass of one config section, its fields the part's settings (the lr,
+    which varies between replicas, is not one): required ones first, in registry order."""
+    specs = [s for s in S.part(part) if not s.replica]
+    ordered = [s for s in specs if s.arch] + [s for s in specs if not s.arch]
+    fs = [(s.key, Any) if s.arch else (s.key, Any, field(default=s.default)) for s in ordered]
+    cls = make_dataclass(f"{part.title()}Config", fs, frozen=True, namespace=namespace or {})
+    cls.__doc__ = doc
+    return cls
 
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    batch_size: int = 64
-    epochs: int = 30
-    probe_every: int = 50
-    probe_size: int = 256
+
+DataConfig = _section("data", "Which data set, and how it is split (the same for every run).")
+ModelConfig = _section(
+    "model",
+    "One MLP architecture: ``depth`` hidden layers of ``width`` units.",
+    {
+        "init_scheme": property(lambda self: resolve_init(self.init, self.activation)),
+        "branch_gain": property(lambda self: branch_gain(self.residual_scale, self.depth)),
+    },
+)
+TrainConfig = _section("train", "Optimisation settings shared by the replicas of a cell.")
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One grid cell; ``name`` is ``key~value_...`` over the study's grid axes (lr excluded)."""
+    """One cell: its settings, its replicas' seeds and learning rates, and the sub-grids it
+    belongs to. ``name`` is ``key~value_...`` over the study's axes (``cell_name``)."""
 
     name: str
     data: DataConfig
     model: ModelConfig
     train: TrainConfig
+    seeds: tuple[int, ...] = (0,)
+    lrs: tuple[float, ...] = (0.1,)
+    grids: tuple[str, ...] = (MAIN,)
+
+    def values(self) -> dict:
+        """Every setting except the lr, by registry name."""
+        out = {}
+        for part, cfg in (("data", self.data), ("model", self.model), ("train", self.train)):
+            out.update({s.name: getattr(cfg, s.key) for s in S.part(part) if not s.replica})
+        return {k: out[k] for k in S.BY_NAME if k in out}
 
     def settings(self, lr: float) -> dict:
         """The setting columns of one run of this cell, in table order."""
-        flat = {"data": self.data.name, **asdict(self.model), **asdict(self.train), "lr": lr}
-        return {k: flat[k] for k in SETTINGS}
+        flat = {**self.values(), "lr": lr}
+        return {k: flat[k] for k in S.COLUMNS}
+
+    def replicas(self) -> list[tuple[int, float]]:
+        """(seed, lr) of every replica, in the order they are batched: lr-major."""
+        return [(s, lr) for lr in self.lrs for s in self.seeds]
+
+    def spec(self) -> dict:
+        """Everything that decides the cell's numbers (its identity for reruns): settings,
+        seeds and lrs, not the sub-grids it belongs to."""
+        return {"cell": self.name, "settings": self.values(), "seeds": list(self.seeds),
+                "lrs": list(self.lrs)}  # fmt: skip
+
+    def to_dict(self) -> dict:
+        return {**self.spec(), "grids": list(self.grids)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Cell:
+        return make_cell(d["settings"], d["cell"], d["seeds"], d["lrs"], d.get("grids", [MAIN]))
 
 
-def format_value(value) -> str:
-    """How a setting's value is spelt in cell and job names."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+def make_cell(values: dict, name: str, seeds, lrs, grids=(MAIN,)) -> Cell:
+    """A Cell from flat settings by registry name (missing ones take their defaults)."""
+    parts = {}
+    for part, cls in SECTIONS.items():
+        given = {s.key: values[s.name] for s in S.part(part) if s.name in values}
+        parts[part] = cls(**given)
+    return Cell(name, **parts, seeds=tuple(int(s) for s in seeds),
+                lrs=tuple(float(x) for x in lrs), grids=tuple(grids))  # fmt: skip
 
 
-def cell_name(values: dict, axes: tuple[str, ...]) -> str:
-    """``activation~relu_depth~8_...`` over ``axes`` (the order of the grid in the config)."""
+def cell_name(values: dict, axes) -> str:
+    """``activation~relu_depth~8_...`` over ``axes`` (registry order); ``all`` without axes."""
     return "_".join(f"{k}~{format_value(values[k])}" for k in axes) or "all"
 
 
+def save_cells(cells: list[Cell]) -> str:
+    """The JSON text of a job's plan: its cells, whole."""
+    return json.dumps([c.to_dict() for c in cells], indent=1)
+
+
+def load_cells(text: str) -> list[Cell]:
+    return [Cell.from_dict(d) for d in json.loads(text)]
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def study_grids(config: dict) -> dict[str, dict]:
+    """Name -> sub-grid (axis -> list of values, plus ``seeds`` and ``lr``) of a validated
+    config: ``grids`` as given, or the single ``grid`` as ``main``. Each sub-grid's seeds and
+    lrs default to the study's (``seeds``, ``train.lr``)."""
+    if "grids" in config and "grid" in config:
+        raise ValueError("give either grid (one grid) or grids (named sub-grids), not both")
+    grids = config.get("grids") or {MAIN: config["grid"]}
+    out = {}
+    for name, grid in grids.items():
+        missing = [a for a in S.ARCH_AXES if a not in grid]
+        if missing:
+            raise ValueError(f"grids.{name} lacks the required axes {missing}")
+        g = {k: _as_list(v) for k, v in grid.items() if k not in ("seeds", "lr")}
+        g["seeds"] = list(grid.get("seeds", config["seeds"]))
+        g["lr"] = [float(x) for x in _as_list(grid.get("lr", config["train"]["lr"]))]
+        out[name] = g
+    return out
+
+
+def study_axes(config: dict) -> tuple[str, ...]:
+    """The settings that name cells: every setting a sub-grid lists (not lr), registry order."""
+    listed = {k for g in study_grids(config).values() for k in g if k not in ("seeds", "lr")}
+    return tuple(k for k in S.CELL_KEYS if k in listed)
+
+
 def study_lrs(config: dict) -> list[float]:
-    """The learning rates every cell trains: ``grid.lr`` if given, else ``train.lr``."""
-    lr = config["grid"].get("lr", config["train"]["lr"])
-    return [float(x) for x in (lr if isinstance(lr, list) else [lr])]
+    """Every learning rate any cell trains, sorted."""
+    return sorted({lr for g in study_grids(config).values() for lr in g["lr"]})
 
 
 def check_config(config: dict) -> None:
     """Checks that a JSON schema cannot express; raises ValueError naming the key."""
-    grid = config["grid"]
+    axes = study_axes(config)
     for axis in config["pack"]:
-        if axis not in grid:
+        if axis not in axes:
             raise ValueError(
-                f"pack: {axis!r} is not a grid axis; packable grid axes here: "
-                f"{[a for a in grid if a != 'lr']}"
+                f"pack: {axis!r} is not a grid axis; packable grid axes here: {list(axes)}"
             )
     if config["train"]["probe_size"] < 2:
         raise ValueError("train.probe_size must be at least 2")
 
 
-def expand_jobs(config: dict) -> dict[str, list[dict]]:
-    """Job name -> the full settings of each of its cells (a validated config in, plain dicts out).
+def expand_cells(config: dict) -> list[Cell]:
+    """Every cell of a validated config, each once, in sub-grid then product order.
 
-    Every grid axis except ``lr`` is a cell axis; the lrs and seeds of a cell are its replicas.
-    Axes in ``pack`` vary within a job; the others name the job.
+    A cell's settings are the config's ``data``, ``model`` and ``train`` sections overridden by
+    its sub-grid's axes. Two sub-grids that make the same cell share it (its ``grids`` lists
+    both); they must then give it the same seeds and lrs.
     """
     check_config(config)
-    grid = {k: v for k, v in config["grid"].items() if k != "lr"}
-    axes = tuple(grid)
-    job_axes = tuple(a for a in axes if a not in config["pack"])
-    fixed = {**config["model"], **config["train"]}
+    axes = study_axes(config)
+    fixed = {s.name: config[s.part].get(s.key, s.default) for s in S.SETTINGS if not s.arch}
     fixed.pop("lr")
-    jobs: dict[str, list[dict]] = {}
-    for combo in itertools.product(*grid.values()):
-        values = {**fixed, **dict(zip(axes, combo, strict=True))}
-        values["cell"] = cell_name(values, axes)
-        jobs.setdefault(cell_name(values, job_axes), []).append(values)
+    cells: dict[str, Cell] = {}
+    for grid_name, grid in study_grids(config).items():
+        keys = [k for k in grid if k not in ("seeds", "lr")]
+        for combo in itertools.product(*(grid[k] for k in keys)):
+            values = {**fixed, **dict(zip(keys, combo, strict=True))}
+            name = cell_name(values, axes)
+            cell = make_cell(values, name, grid["seeds"], grid["lr"], (grid_name,))
+            if name not in cells:
+                cells[name] = cell
+                continue
+            other = cells[name]
+            if (other.seeds, other.lrs) != (cell.seeds, cell.lrs):
+                raise ValueError(
+                    f"cell {name} is in sub-grids {other.grids} and {grid_name!r} with different "
+                    "seeds or lrs; give them the same, or make the cells differ in a setting"
+                )
+            if grid_name not in other.grids:
+                cells[name] = replace(other, grids=(*other.grids, grid_name))
+    return list(cells.values())
+
+
+def expand_jobs(config: dict) -> dict[str, list[Cell]]:
+    """Job name -> its cells: the cells that share the values of the study's axes not in
+    ``pack`` (named by them, like cells)."""
+    job_axes = tuple(a for a in study_axes(config) if a not in config["pack"])
+    jobs: dict[str, list[Cell]] = {}
+    for cell in expand_cells(config):
+        jobs.setdefault(cell_name(cell.values(), job_axes), []).append(cell)
     return jobs
 
 
-def cell_from_settings(values: dict, data: DataConfig) -> Cell:
-    """Build a Cell from flat settings (as ``expand_jobs`` makes them)."""
-    model = ModelConfig(**{f.name: values[f.name] for f in fields(ModelConfig)})
-    train = TrainConfig(**{f.name: values[f.name] for f in fields(TrainConfig)})
-    return Cell(name=values["cell"], data=data, model=model, train=train)
+def run_settings(cell: Cell) -> list[dict]:
+    """The setting columns and seed of each replica of ``cell``, in batch order."""
+    return [{**cell.settings(lr), "seed": s} for s, lr in cell.replicas()]

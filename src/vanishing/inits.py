@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import math
 
+from vanishing import activations
+
 INITS = ("auto", "pytorch", "xavier", "kaiming", "orthogonal")
-SATURATING = ("sigmoid", "tanh")
-RECTIFYING = ("relu", "gelu")
-ACTIVATIONS = SATURATING + RECTIFYING
 
 
 def resolve_init(init: str, activation: str) -> str:
-    """The scheme behind ``auto``: Xavier/Glorot for sigmoid and tanh, He for relu and gelu."""
+    """The scheme behind ``auto``: the activation's own (``activations``: Xavier/Glorot for
+    sigmoid and tanh, He for relu and gelu)."""
     if init not in INITS:
         raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
     if init != "auto":
         return init
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {activation!r}")
-    return "xavier" if activation in SATURATING else "kaiming"
+    return activations.get(activation).init
 
 
 def weight_variance(init: str, fan_in: int, fan_out: int) -> float:

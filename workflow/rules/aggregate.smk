@@ -3,10 +3,7 @@ rule aggregate:
     input:
         expand(rules.train.output[0], job=JOBS),
     output:
-        runs="results/tables/runs.csv",
-        layers="results/tables/layer_gradients.csv",
-        curves="results/tables/curves.csv",
-        probe_inputs="results/tables/probe_inputs.csv",
+        **{name: f"results/tables/{name}.csv" for name in CELL_TABLES},
     log:
         "results/logs/aggregate.log",
     conda:

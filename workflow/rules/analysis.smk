@@ -1,38 +1,13 @@
-STATS_TABLES = ["summary", "selected", "comparisons", "anova", "depth_slopes"]
-FIGURES = [
-    "trainability",
-    "gradient_profile_init",
-    "grad_ratio_init",
-    "lr_sweep",
-    "training_curves",
-    "gradient_flow_heatmap",
-    "saturation",
-    "theory_overlay",
-]
-FIGURE_CATEGORY = {
-    "trainability": "Trainability",
-    "lr_sweep": "Trainability",
-    "training_curves": "Trainability",
-    "gradient_profile_init": "Gradient flow",
-    "grad_ratio_init": "Gradient flow",
-    "gradient_flow_heatmap": "Gradient flow",
-    "saturation": "Gradient flow",
-    "theory_overlay": "Theory",
-}
-
-
 rule stats:
     """Per-cell summaries with confidence intervals, learning-rate selection on validation data,
     the comparisons with effect sizes and Holm-corrected p-values, the factorial ANOVA, and the
     mean-field predictions beside the measured slopes."""
     input:
         rules.aggregate.output.runs,
-        rules.aggregate.output.layers,
+        rules.aggregate.output.layer_gradients,
         rules.aggregate.output.probe_inputs,
     output:
         expand("results/tables/{name}.csv", name=STATS_TABLES),
-        theory="results/tables/theory.csv",
-        profiles="results/tables/theory_profiles.csv",
     log:
         "results/logs/stats.log",
     conda:
@@ -49,13 +24,14 @@ rule figures:
     output:
         png=[
             report(
-                f"results/figures/{name}.png",
-                caption=f"../report/{name}.rst",
-                category=FIGURE_CATEGORY[name],
+                f"results/figures/{f.name}.png",
+                caption=f.caption,
+                category=f.category,
+                subcategory=f.subcategory,
             )
-            for name in FIGURES
+            for f in FIGURES
         ],
-        pdf=expand("results/figures/{name}.pdf", name=FIGURES),
+        pdf=[f"results/figures/{f.name}.pdf" for f in FIGURES],
     log:
         "results/logs/figures.log",
     conda:
@@ -85,10 +61,7 @@ rule findings:
 rule report_tables:
     """The statistics tables, as the report shows them."""
     input:
-        expand(
-            "results/tables/{name}.csv",
-            name=["selected", "comparisons", "anova", "theory"],
-        ),
+        expand("results/tables/{name}.csv", name=REPORT_TABLES),
     output:
         report(
             directory("results/report_tables"),

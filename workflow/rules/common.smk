@@ -2,7 +2,9 @@ import json
 import os
 import sys
 
-from vanishing.config import SETTINGS, expand_jobs, study_lrs
+from vanishing.config import expand_jobs, save_cells
+from vanishing.outputs import CELL_TABLES, REPORT_TABLES, STATS_TABLES
+from vanishing.report.catalog import FIGURES
 
 
 envvars:
@@ -14,8 +16,6 @@ try:
 except ValueError as e:
     raise WorkflowError(f"Invalid config: {e}") from None
 
-LRS = study_lrs(config)
-GRID_AXES = [axis for axis in config["grid"] if axis != "lr"]
 TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI") or config["mlflow"]["tracking_uri"]
 # Jobs find the package's command line `vanishing` beside the interpreter running Snakemake,
 # also when its virtual environment is not activated (jobs, also SLURM's, inherit PATH).
@@ -25,26 +25,6 @@ os.environ["PATH"] = os.pathsep.join(
 GPU = config["compute"]["accelerator"] == "gpu"
 
 
-def train_args(wildcards):
-    """Command-line flags of one training job: each setting's values across the job's cells."""
-    cells = JOBS[wildcards.job]
-    args = []
-    for key in SETTINGS:
-        if key in ("data", "lr"):
-            continue
-        values = list(dict.fromkeys(c[key] for c in cells))
-        spelt = [str(v).lower() if isinstance(v, bool) else str(v) for v in values]
-        args.append(f"--{key.replace('_', '-')} " + " ".join(spelt))
-    data = config["data"]
-    args += [
-        f"--probe-size {config['train']['probe_size']}",
-        f"--lr {' '.join(map(str, LRS))}",
-        f"--seeds {' '.join(map(str, config['seeds']))}",
-        f"--data {data['name']} --val-fraction {data['val_fraction']}",
-        f"--test-fraction {data['test_fraction']} --split-seed {data['split_seed']}",
-        f"--mnist1d-samples {data['mnist1d_samples']}",
-        f"--name-axes {' '.join(GRID_AXES)}",
-        f"--accelerator {config['compute']['accelerator']}",
-        f"--jobs-per-gpu {config['compute']['jobs_per_gpu']}",
-    ]
-    return " ".join(args)
+def job_plan(wildcards):
+    """The JSON text of one training job's cells, whole (``vanishing.config.save_cells``)."""
+    return save_cells(JOBS[wildcards.job])

@@ -1,9 +1,24 @@
+rule plan:
+    """Write one training job's cells, whole, to a file: the job trains exactly these. The file
+    changes (and the job reruns) only when the job's cells do."""
+    output:
+        "results/plan/{job}.json",
+    log:
+        "results/logs/plan/{job}.log",
+    params:
+        cells=job_plan,
+    run:
+        with open(output[0], "w") as f:
+            f.write(params.cells)
+
+
 rule train:
     """Train one job's cells, every (lr, seed) replica of a cell as one batched model; each cell's
     files land in results/runs/<cell>/ as it finishes, so a rerun continues where it stopped.
     """
     input:
         tracking=rules.tracking.output[0],
+        plan=rules.plan.output[0],
     output:
         "results/jobs/{job}.json",
     log:
@@ -17,7 +32,9 @@ rule train:
         gpu=1 if GPU else 0,
         gpu_model=config["compute"]["gpu_model"] if GPU else "",
     params:
-        args=train_args,
+        accelerator=config["compute"]["accelerator"],
+        jobs_per_gpu=config["compute"]["jobs_per_gpu"],
     shell:
-        "vanishing train {params.args} --threads {threads} --tracking {input.tracking}"
+        "vanishing train --plan {input.plan} --threads {threads} --tracking {input.tracking}"
+        " --accelerator {params.accelerator} --jobs-per-gpu {params.jobs_per_gpu}"
         " --out-root results/runs --manifest {output} 2> {log}"

@@ -28,11 +28,8 @@ from scipy import stats
 from statsmodels.stats.anova import anova_lm
 from statsmodels.stats.proportion import proportion_confint
 
-from vanishing.config import SETTINGS
+from vanishing.settings import ARCH_AXES, CELL_KEYS, COLUMNS, INIT_KEYS
 
-CELL_KEYS = tuple(k for k in SETTINGS if k != "lr")
-# Settings that can change a network's gradients at step 0 (batch size does, through batch norm).
-INIT_KEYS = ("data", "activation", "depth", "norm", "residual", "width", "init", "batch_size")
 SUMMARY_METRICS = (
     "final_test_accuracy", "final_val_accuracy", "final_train_loss", "log10_grad_ratio_init",
 )  # fmt: skip
@@ -101,7 +98,7 @@ def summarize(runs: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     df = with_derived(runs)
     rows = []
     for (_, _), g in df.groupby(["cell", "lr"], sort=True):
-        row = {k: g[k].iloc[0] for k in (*SETTINGS, "cell", "init_scheme", "n_classes")}
+        row = {k: g[k].iloc[0] for k in (*COLUMNS, "cell", "init_scheme", "n_classes")}
         row["n_seeds"] = len(g)
         for metric in SUMMARY_METRICS:
             x = g[metric].to_numpy(dtype=float)
@@ -234,8 +231,8 @@ def depth_slopes(runs: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
 
 
 ANOVA_COLUMNS = ("metric", "term", "df", "sum_sq", "F", "p_value", "partial_eta_sq", "n_obs")
-FACTORS = {"activation": "C(activation)", "depth": "np.log2(depth)", "norm": "C(norm)"}
-FACTORS["residual"] = "C(residual)"
+# The architecture axes, as model terms: depth doubles along the grid, so it enters as log2.
+FACTORS = {k: "np.log2(depth)" if k == "depth" else f"C({k})" for k in ARCH_AXES}
 
 
 def factorial_anova(

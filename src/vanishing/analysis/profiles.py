@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from vanishing.stats import CELL_KEYS, LEVEL, t_interval
+from vanishing.analysis.stats import LEVEL, t_interval
+from vanishing.settings import CELL_KEYS
 
 RUN = ("cell", "lr", "seed")
 

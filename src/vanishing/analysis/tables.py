@@ -1,8 +1,11 @@
-"""Write the statistics tables of ``results/tables/`` as CSV, Markdown and LaTeX.
+"""Every statistics table of a study, built in one function, and the one reader of tables.
 
-CSV is the source every other tool reads (``findings`` included); the ``.md`` files are for
-reading on GitHub and the ``.tex`` files (booktabs, three significant digits, constant columns
-moved into the caption) for the paper.
+``build_tables`` turns the aggregated tables (runs, layer gradients, probe inputs) into every
+statistics table by name (``outputs.STATS_TABLES``): summaries, the lr selection, comparisons,
+ANOVA, depth slopes and the mean-field theory tables. ``write_tables`` writes each as CSV (the
+source every other tool reads), Markdown (for reading on GitHub) and, for the tables in
+``outputs.TEX``, LaTeX (booktabs, three significant digits, constant columns moved into the
+caption). ``read_tables`` is how statistics, figures and findings read them back.
 """
 
 from __future__ import annotations
@@ -12,28 +15,58 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vanishing.comparisons import comparisons
-from vanishing.stats import depth_slopes, factorial_anova, select_lr, summarize
+from vanishing.analysis.comparisons import comparisons
+from vanishing.analysis.stats import depth_slopes, factorial_anova, select_lr, summarize
+from vanishing.analysis.theory import PROFILE_COLUMNS, TABLE_COLUMNS, theory_profiles, theory_table
+from vanishing.outputs import STATS_TABLES, TEX
 
 ANOVA_METRICS = ("log10_grad_ratio_init", "final_test_accuracy")
-TEX_TABLES = ("selected", "comparisons", "anova", "depth_slopes")
+
+
+def read_tables(tables_dir: Path, names) -> dict[str, pd.DataFrame | None]:
+    """``{name: tables_dir/name.csv}`` for each name; None where the file does not exist, an
+    empty frame where it holds no columns."""
+    out = {}
+    for name in names:
+        path = Path(tables_dir) / f"{name}.csv"
+        try:
+            out[name] = pd.read_csv(path) if path.exists() else None
+        except pd.errors.EmptyDataError:
+            out[name] = pd.DataFrame()
+    return out
 
 
 def build_tables(
-    runs: pd.DataFrame, layers: pd.DataFrame | None, rng: np.random.Generator
+    runs: pd.DataFrame,
+    layers: pd.DataFrame | None,
+    probe_inputs: pd.DataFrame | None,
+    rng: np.random.Generator,
 ) -> dict[str, pd.DataFrame]:
-    """Every statistics table by name: summary, selected, comparisons, anova, depth_slopes."""
+    """Every statistics table by name, in ``STATS_TABLES`` order. The theory tables need
+    ``layers`` and ``probe_inputs``; without them they are empty."""
     summary = summarize(runs)
     selected = select_lr(summary)
     anova = [factorial_anova(runs, m, layers) for m in ANOVA_METRICS]
     anova = [a for a in anova if len(a)] or anova[:1]
-    return {
+    have_theory = layers is not None and probe_inputs is not None
+    tables = {
         "summary": summary,
         "selected": selected,
         "comparisons": comparisons(runs, layers, rng, selected),
         "anova": pd.concat(anova, ignore_index=True),
         "depth_slopes": depth_slopes(runs),
+        "theory": (
+            theory_table(runs, layers, probe_inputs)
+            if have_theory
+            else pd.DataFrame(columns=TABLE_COLUMNS)
+        ),
+        "theory_profiles": (
+            theory_profiles(runs, layers, probe_inputs)
+            if have_theory
+            else pd.DataFrame(columns=PROFILE_COLUMNS)
+        ),
     }
+    return {name: tables[name] for name in STATS_TABLES}
 
 
 def to_markdown(df: pd.DataFrame) -> str:
@@ -74,24 +107,28 @@ def to_latex(df: pd.DataFrame, name: str) -> str:
 
 
 def write_tables(
-    runs: pd.DataFrame, layers: pd.DataFrame | None, out_dir: Path, seed: int = 0
+    runs: pd.DataFrame,
+    layers: pd.DataFrame | None,
+    out_dir: Path,
+    probe_inputs: pd.DataFrame | None = None,
+    seed: int = 0,
 ) -> list[Path]:
-    """Write ``{name}.csv`` and ``{name}.md`` for every table of ``build_tables`` and
-    ``{name}.tex`` for selected, comparisons, anova and depth_slopes; return the paths.
+    """Write ``{name}.csv`` and ``{name}.md`` for every table of ``build_tables``, and
+    ``{name}.tex`` for those in ``TEX``; return the paths.
 
     ``seed`` seeds the Generator of the Monte Carlo permutation tests (only used where an exact
     test would need more than ``comparisons.EXACT_LIMIT`` splits), so reruns give equal tables.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tables = build_tables(runs, layers, np.random.default_rng(seed))
+    tables = build_tables(runs, layers, probe_inputs, np.random.default_rng(seed))
     paths = []
     for name, df in tables.items():
         paths.append(out_dir / f"{name}.csv")
         df.to_csv(paths[-1], index=False)
         paths.append(out_dir / f"{name}.md")
         paths[-1].write_text(to_markdown(df))
-        if name in TEX_TABLES:
+        if name in TEX:
             paths.append(out_dir / f"{name}.tex")
             paths[-1].write_text(to_latex(df, name))
     return paths

@@ -27,20 +27,7 @@ approximations: the O(1/width) projections of layer norm are dropped. With a ski
 p, the mean over units and v are carried forward (the block's output is independent of x_{l-1}
 per unit).
 
-Known biases (float32 pipeline, digits and mnist1d, depth 12, widths 64 and 256, 6 seeds): most
-forms agree within 0.005 per layer. Measured slopes run more negative (stronger growth toward the
-input) for residual relu/gelu without a norm (depth 12: by 0.017-0.028; depth 32: -0.21 measured
-against -0.151 at widths 64 and 512) and for batch norm with sigmoid/tanh (by 0.010-0.020).
-Residual relu: the gradient independence assumption fails in the lower layers, and not as a
-finite-width effect. The skip adds non-negative outputs, so x gains a mean that comes to dominate
-every block's input; each block's signs are then shared by almost every example (99% of the
-units near the top at depth 24), and the gradient arriving at a lower layer leans toward what that
-layer's W^T D amplifies: in float64 nets of depth 24 the per-layer gain of E||dL/dh||^2 is 2 near
-the top, as predicted, but 2.5-3.1 in the lowest ten layers at widths 256, 512 and 1024 alike
-(cross term 2 g.W^T D g up to +0.5 ||g||^2, and ||W^T D g||^2 up to 1.6 ||g||^2 instead of 1).
-Batch norm with sigmoid/tanh: 1/s^2 is averaged over units whose batch variance fluctuates,
-which the low effective rank of the data's batch kernel amplifies (it does not vanish as B
-grows; with 8-dim Gaussian inputs the sigmoid slope moves by 0.04).
+Where the measurements part from these predictions, and why, is in ``docs/theory.md``.
 """
 
 from __future__ import annotations
@@ -52,24 +39,18 @@ import pandas as pd
 from numpy.polynomial.hermite_e import hermegauss
 from scipy import special, stats
 
+from vanishing import activations
 from vanishing.config import branch_gain
 from vanishing.inits import bias_variance, resolve_init, sigma_w2
+from vanishing.settings import INIT_KEYS, NORMS
 
 N_QUAD = 96  # Gauss-Hermite nodes: exact for polynomials of degree < 192
 FLAT = 1e-9  # |predicted slope| below this is flat: no relative error
-GROUP = (
-    "activation",
-    "init_scheme",
-    "norm",
-    "residual",
-    "residual_scale",
-    "depth",
-    "width",
-    "data",
-)
-NORMS = ("none", "batch", "layer")
+# A group is one network at step 0: every setting that changes it, with the concrete init scheme
+# in place of the configured one (init: auto and init: xavier give a sigmoid net the same init).
+GROUP = tuple("init_scheme" if k == "init" else k for k in INIT_KEYS)
 THEORY = {"none": "mean-field", "batch": "batchnorm-yang2019", "layer": "layernorm"}
-TABLE_COLUMNS = (
+STATS_COLUMNS = (
     "n_seeds",
     "predicted_slope",
     "measured_slope",
@@ -78,6 +59,8 @@ TABLE_COLUMNS = (
     "relative_error",
     "theory",
 )
+TABLE_COLUMNS = (*GROUP, *STATS_COLUMNS)  # of theory.csv
+PROFILE_COLUMNS = (*GROUP, "layer", "predicted_log10_rms", "measured_log10_rms")
 
 
 @functools.cache
@@ -99,30 +82,17 @@ def gauss_expect(f, q, n: int = N_QUAD):
     return float(out) if out.ndim == 0 else out
 
 
-PHI = {
-    "sigmoid": special.expit,
-    "tanh": np.tanh,
-    "relu": lambda x: np.maximum(x, 0.0),
-    "gelu": lambda x: x * special.ndtr(x),  # exact erf GELU: x Phi(x)
-}
-DPHI = {
-    "sigmoid": lambda x: special.expit(x) * special.expit(-x),
-    "tanh": lambda x: 1.0 - np.tanh(x) ** 2,
-    "relu": lambda x: (x > 0).astype(float),
-    "gelu": lambda x: special.ndtr(x) + x * np.exp(-0.5 * x**2) / np.sqrt(2.0 * np.pi),
-}
-
-
 def moments(activation: str, q):
     """(E[phi(h)], E[phi(h)^2], E[phi'(h)^2]) for h ~ N(0, q); q a float or an array.
 
-    ReLU uses its closed forms (sqrt(q / 2 pi), q / 2, 1 / 2): quadrature converges only as 1/n
-    across the kink at 0. The others are smooth and use ``gauss_expect``.
+    phi and phi' come from ``vanishing.activations``. An activation with closed forms there
+    uses them (ReLU: sqrt(q / 2 pi), q / 2, 1 / 2; quadrature converges only as 1/n across its
+    kink at 0); the smooth ones use ``gauss_expect``.
     """
-    if activation == "relu":
-        half = 0.5 if np.ndim(q) == 0 else np.full(np.shape(q), 0.5)
-        return np.sqrt(q / (2.0 * np.pi)), q / 2.0, half
-    phi, dphi = PHI[activation], DPHI[activation]
+    spec = activations.get(activation)
+    if spec.moments is not None:
+        return spec.moments(q)
+    phi, dphi = spec.phi, spec.dphi
     return (
         gauss_expect(phi, q),
         gauss_expect(lambda h: phi(h) ** 2, q),
@@ -253,32 +223,13 @@ def predicted_profile(
     return profile if np.all(np.isfinite(profile)) else None
 
 
-def predicted_slope(
-    activation: str,
-    init_scheme: str,
-    norm: str,
-    residual: bool,
-    depth: int,
-    width: int,
-    input_dim: int,
-    input_second_moment,
-    residual_scale: float | str = 1.0,
-) -> float:
-    """Slope per layer of ``predicted_profile`` (least squares over layers); NaN where None."""
-    profile = predicted_profile(
-        activation,
-        init_scheme,
-        norm,
-        residual,
-        depth,
-        width,
-        input_dim,
-        input_second_moment,
-        residual_scale,
-    )
+def predicted_slope(*args, **kwargs) -> float:
+    """Slope per layer of ``predicted_profile`` (same arguments; least squares over layers);
+    NaN where there is no profile."""
+    profile = predicted_profile(*args, **kwargs)
     if profile is None:
         return float("nan")
-    return fit_slope(np.arange(1, depth + 1), profile)
+    return fit_slope(np.arange(1, len(profile) + 1), profile)
 
 
 def fit_slope(layer, log10_rms) -> float:
@@ -383,7 +334,7 @@ def theory_table(
                 "theory": "none" if profile is None else THEORY[key[GROUP.index("norm")]],
             }
         )
-    return pd.DataFrame(rows, columns=[*GROUP, *TABLE_COLUMNS])
+    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
 
 
 def theory_profiles(
@@ -409,6 +360,6 @@ def theory_profiles(
         layer = np.arange(1, depth + 1)
         out.append(pd.DataFrame({**keys, "layer": layer, "predicted_log10_rms": pred}))
     if not out:
-        return pd.DataFrame(columns=[*GROUP, "layer", "predicted_log10_rms", "measured_log10_rms"])
+        return pd.DataFrame(columns=list(PROFILE_COLUMNS))
     table = pd.concat(out, ignore_index=True)
     return table.merge(measured.reset_index(), on=[*GROUP, "layer"], how="left")

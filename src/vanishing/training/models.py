@@ -24,21 +24,33 @@ sum of the replicas' own mean losses, so each replica's gradient is its own.
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vanishing import activations
 from vanishing.config import ModelConfig
 from vanishing.inits import bias_variance, uniform_bound, weight_variance
 
 BN_MOMENTUM = 0.1  # as torch.nn.BatchNorm1d
 EPS = 1e-5
 
-ACT = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu, "gelu": F.gelu}
-# In-place forms, used when nothing else needs the activation's input: their backward needs
-# only their output, and the op before them (a matrix product or a norm) does not need its own.
-ACT_ = {"sigmoid": torch.sigmoid_, "tanh": torch.tanh_, "relu": torch.relu_}
+
+def _resolve(dotted: str):
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def activation_fns(name: str):
+    """(phi, in-place phi) of a registered activation. The in-place form is used when nothing
+    else needs the activation's input: its backward needs only its output, and the op before
+    it (a matrix product or a norm) does not need its own; without one, phi serves both."""
+    spec = activations.get(name)
+    phi = _resolve(spec.torch)
+    return phi, _resolve(spec.torch_inplace) if spec.torch_inplace else phi
 
 
 def replica_seeds(seed: int) -> tuple[int, int]:
@@ -79,8 +91,7 @@ class BatchedMLP(nn.Module):
         self.cfg = cfg
         self.n_replicas = R = len(seeds)
         self.gain = cfg.branch_gain
-        self.act = ACT[cfg.activation]
-        self.act_ = ACT_.get(cfg.activation, self.act)
+        self.act, self.act_ = activation_fns(cfg.activation)
         dims = [input_dim] + [cfg.width] * cfg.depth + [n_classes]
         ws: list[list[torch.Tensor]] = [[] for _ in range(cfg.depth + 1)]
         bs: list[list[torch.Tensor]] = [[] for _ in range(cfg.depth + 1)]

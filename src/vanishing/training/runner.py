@@ -15,21 +15,19 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from vanishing.aggregate import TABLES
-from vanishing.config import Cell, DataConfig
-from vanishing.data import Splits, load_splits
-from vanishing.probes import QUANTITIES
-from vanishing.provenance import provenance
-from vanishing.tracking import CellRuns
+from vanishing.config import Cell, DataConfig, run_settings
+from vanishing.outputs import CELL_TABLES, DONE
+from vanishing.tracking.provenance import provenance
+from vanishing.tracking.store import CellRuns
+from vanishing.training.data import Splits, load_splits
+from vanishing.training.probes import QUANTITIES
 
 log = logging.getLogger(__name__)
-DONE = "DONE.json"
 
 
 @functools.cache
@@ -38,52 +36,25 @@ def cached_splits(data: DataConfig, probe_size: int) -> Splits:
     return load_splits(data, probe_size)
 
 
-def cell_spec(cell: Cell, seeds: list[int], lrs: list[float]) -> dict:
-    """Everything that decides a cell's numbers (its identity for reruns)."""
-    return {
-        "cell": cell.name,
-        "data": asdict(cell.data),
-        "model": asdict(cell.model),
-        "train": asdict(cell.train),
-        "seeds": seeds,
-        "lrs": lrs,
-    }
-
-
 def spec_hash(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def is_done(cell_dir: Path, spec: dict) -> bool:
+def is_done(cell_dir: Path, cell: Cell) -> bool:
     """The cell's folder holds DONE.json for these settings and every table of a cell."""
     marker = cell_dir / DONE
-    if not marker.exists() or not all((cell_dir / f"{t}.csv").exists() for t in TABLES):
+    if not marker.exists() or not all((cell_dir / f"{t}.csv").exists() for t in CELL_TABLES):
         return False
-    return json.loads(marker.read_text()).get("spec_hash") == spec_hash(spec)
+    return json.loads(marker.read_text()).get("spec_hash") == spec_hash(cell.spec())
 
 
-def replica_grid(seeds: list[int], lrs: list[float]) -> tuple[list[int], list[float]]:
-    """The replicas of a cell: every (lr, seed) pair, as two aligned lists."""
-    pairs = [(s, lr) for lr in lrs for s in seeds]
-    return [p[0] for p in pairs], [p[1] for p in pairs]
-
-
-def cell_tables(cell, splits: Splits, seeds, lrs, module, fit_seconds: float):
+def cell_tables(cell: Cell, splits: Splits, module, fit_seconds: float):
     """runs, layer_gradients and curves rows of one trained cell (see docs/outputs.md)."""
     hist = module.history
-    settings = [
-        {**cell.settings(lr), "cell": cell.name, "seed": s}
-        for s, lr in zip(seeds, lrs, strict=True)
-    ]
-    d = module.data
-    train_loss, _ = module.evaluate(d.x_train, d.y_train)
-    _, val_acc = module.evaluate(d.x_val, d.y_val)
-    _, test_acc = module.evaluate(d.x_test, d.y_test)
+    settings = [{**s, "cell": cell.name} for s in run_settings(cell)]
     init_rms = hist.probes[0][1]["grad_preact_rms"]  # (R, depth), step 0
-    curves = np.stack([c[3] for c in hist.curves], axis=1)  # (R, epochs) val accuracy
     runs, layers, curve_rows = [], [], []
     for r, s in enumerate(settings):
-        dead = hist.diverged_step[r] is not None
         runs.append(
             {
                 **s,
@@ -91,13 +62,8 @@ def cell_tables(cell, splits: Splits, seeds, lrs, module, fit_seconds: float):
                 "input_dim": splits.input_dim,
                 "n_classes": splits.n_classes,
                 "input_second_moment": splits.input_second_moment,
-                "final_train_loss": np.nan if dead else float(train_loss[r]),
-                "final_val_accuracy": np.nan if dead else float(val_acc[r]),
-                "best_val_accuracy": float(np.nanmax(curves[r]))
-                if np.isfinite(curves[r]).any()
-                else np.nan,
-                "final_test_accuracy": np.nan if dead else float(test_acc[r]),
-                "diverged": dead,
+                **{k: float(v[r]) for k, v in hist.final.items()},
+                "diverged": hist.diverged_step[r] is not None,
                 "diverged_step": hist.diverged_step[r],
                 "grad_ratio_init": float(init_rms[r, 0] / init_rms[r, -1]),
                 "train_seconds": fit_seconds,
@@ -141,7 +107,7 @@ def run_metrics(run: pd.Series, layers: pd.DataFrame, curves: pd.DataFrame, dept
     out += [
         ("val/accuracy", v, s) for v, s in zip(curves["val_accuracy"], curves["step"], strict=True)
     ]
-    last = int(curves["step"].max())
+    last = int(curves["step"].max()) if len(curves) else 0
     for key, col in [
         ("train/final_loss", "final_train_loss"),
         ("val/final_accuracy", "final_val_accuracy"),
@@ -154,12 +120,11 @@ def run_metrics(run: pd.Series, layers: pd.DataFrame, curves: pd.DataFrame, dept
     return out
 
 
-def train_cell(cell: Cell, seeds, lrs, cell_dir: Path, tracking: dict, accelerator: str) -> dict:
+def train_cell(cell: Cell, cell_dir: Path, tracking: dict, accelerator: str) -> dict:
     """Train one cell, log its runs to MLflow, and write its tables; returns its timings."""
-    from vanishing.train import fit_cell
+    from vanishing.training.module import fit_cell
 
-    r_seeds, r_lrs = replica_grid(seeds, lrs)
-    spec = cell_spec(cell, seeds, lrs)
+    replicas = run_settings(cell)
     if cell_dir.exists():
         shutil.rmtree(cell_dir)
     cell_dir.mkdir(parents=True)
@@ -167,21 +132,21 @@ def train_cell(cell: Cell, seeds, lrs, cell_dir: Path, tracking: dict, accelerat
     splits = cached_splits(cell.data, cell.train.probe_size)
     t_mlflow = time.perf_counter()
     mlflow_runs = CellRuns(tracking)
-    settings = [{**cell.settings(lr), "seed": s} for s, lr in zip(r_seeds, r_lrs, strict=True)]
     params = {**provenance(), "init_scheme": cell.model.init_scheme, "cell": cell.name}
-    params.update({f"data_{k}": v for k, v in asdict(cell.data).items() if k != "name"})
-    params["probe_size"] = cell.train.probe_size
-    run_ids = mlflow_runs.start(cell.name, settings, params)
+    # the settings that are not table columns (the split, the probe size) are params too
+    params.update({k: v for k, v in cell.values().items() if k not in replicas[0]})
+    run_ids = mlflow_runs.start(cell.name, replicas, params)
     start_seconds = time.perf_counter() - t_mlflow
     try:
-        module, fit_seconds = fit_cell(cell, splits, r_seeds, r_lrs, accelerator)
-        runs, layers, curves = cell_tables(cell, splits, r_seeds, r_lrs, module, fit_seconds)
+        module, fit_seconds = fit_cell(cell, splits, accelerator=accelerator)
+        runs, layers, curves = cell_tables(cell, splits, module, fit_seconds)
         runs.insert(runs.columns.get_loc("init_scheme"), "mlflow_run_id", run_ids)
         runs["git_commit"] = params["git_commit"]
         t_log = time.perf_counter()
         for r, run_id in enumerate(run_ids):
-            sel = (layers["seed"] == r_seeds[r]) & (layers["lr"] == r_lrs[r])
-            csel = (curves["seed"] == r_seeds[r]) & (curves["lr"] == r_lrs[r])
+            seed, lr = replicas[r]["seed"], replicas[r]["lr"]
+            sel = (layers["seed"] == seed) & (layers["lr"] == lr)
+            csel = (curves["seed"] == seed) & (curves["lr"] == lr) if len(curves) else []
             mlflow_runs.log(
                 run_id, run_metrics(runs.iloc[r], layers[sel], curves[csel], cell.model.depth)
             )
@@ -201,26 +166,25 @@ def train_cell(cell: Cell, seeds, lrs, cell_dir: Path, tracking: dict, accelerat
         "mlflow_seconds": log_seconds,
         "cell_seconds": time.perf_counter() - t0,
     }
+    spec = cell.spec()
     (cell_dir / DONE).write_text(
         json.dumps({"spec_hash": spec_hash(spec), "spec": spec, "timing": timing}, indent=2)
     )
     return timing
 
 
-def run_job(cells: list[Cell], seeds, lrs, out: Path, tracking: dict, accelerator: str):
+def run_job(cells: list[Cell], out: Path, tracking: dict, accelerator: str):
     """Train every cell not yet done; returns (done cell names, failed cell names)."""
     done, failed = [], []
     for i, cell in enumerate(cells, 1):
         cell_dir = out / cell.name
-        if is_done(cell_dir, cell_spec(cell, seeds, lrs)):
+        if is_done(cell_dir, cell):
             log.info("[%d/%d] %s: already done, skipped", i, len(cells), cell.name)
             done.append(cell.name)
             continue
-        log.info(
-            "[%d/%d] %s: training %d replicas", i, len(cells), cell.name, len(seeds) * len(lrs)
-        )
+        log.info("[%d/%d] %s: training %d replicas", i, len(cells), cell.name, len(cell.replicas()))
         try:
-            timing = train_cell(cell, seeds, lrs, cell_dir, tracking, accelerator)
+            timing = train_cell(cell, cell_dir, tracking, accelerator)
         except Exception:
             log.exception("[%d/%d] %s: failed", i, len(cells), cell.name)
             failed.append(cell.name)

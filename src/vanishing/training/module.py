@@ -20,10 +20,10 @@ from pytorch_lightning.plugins.environments import SLURMEnvironment
 from torch.utils.data import DataLoader, IterableDataset
 
 from vanishing.config import Cell
-from vanishing.data import Splits
-from vanishing.models import BatchedMLP, objective, replica_losses, replica_seeds
-from vanishing.optim import freeze_replica, make_optimizer
-from vanishing.probes import QUANTITIES, measure
+from vanishing.training.data import Splits
+from vanishing.training.models import BatchedMLP, objective, replica_losses, replica_seeds
+from vanishing.training.optim import freeze_replica, make_optimizer
+from vanishing.training.probes import QUANTITIES, measure
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class History:
     curves: list[tuple[int, int, np.ndarray, np.ndarray]] = field(default_factory=list)
     diverged_step: list[int | None] = field(default_factory=list)
     step_losses: list[torch.Tensor] = field(default_factory=list)  # per step, (R,) on device
+    final: dict[str, np.ndarray] = field(default_factory=dict)  # see CellModule.final_evaluation
     probe_seconds: float = 0.0
     eval_seconds: float = 0.0
 
@@ -145,6 +146,32 @@ class CellModule(pl.LightningModule):
     def accuracy(self, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
         return self.evaluate(x, y)[1]
 
+    def on_fit_end(self) -> None:
+        t0 = time.perf_counter()
+        self.history.final = self.final_evaluation()
+        self.history.eval_seconds += time.perf_counter() - t0
+
+    def final_evaluation(self) -> dict[str, np.ndarray]:
+        """Per replica (R,): ``final_train_loss``, ``final_val_accuracy``,
+        ``final_test_accuracy`` in eval mode after the last step (NaN for a diverged replica),
+        and ``best_val_accuracy`` over the per-epoch validations."""
+        d, dead = self.data, ~self.active.numpy()
+        train_loss, _ = self.evaluate(d.x_train, d.y_train)
+        out = {
+            "final_train_loss": train_loss.astype(np.float64),
+            "final_val_accuracy": self.accuracy(d.x_val, d.y_val).astype(np.float64),
+            "final_test_accuracy": self.accuracy(d.x_test, d.y_test).astype(np.float64),
+        }
+        for v in out.values():
+            v[dead] = np.nan
+        val = [c[3] for c in self.history.curves]  # per epoch, (R,)
+        curves = np.stack(val, axis=1) if val else np.full((len(dead), 1), np.nan)  # (R, epochs)
+        seen = np.isfinite(curves).any(axis=1)
+        best = np.full(len(seen), np.nan)
+        best[seen] = np.nanmax(curves[seen], axis=1)
+        out["best_val_accuracy"] = best
+        return out
+
 
 class GradientProbe(pl.Callback):
     """Probes at step 0 (before any update), every ``every`` steps, and after the last step."""
@@ -187,9 +214,16 @@ def quiet_lightning() -> None:
 
 
 def fit_cell(
-    cell: Cell, splits: Splits, seeds: list[int], lrs: list[float], accelerator: str = "cpu"
+    cell: Cell,
+    splits: Splits,
+    seeds: list[int] | None = None,
+    lrs: list[float] | None = None,
+    accelerator: str = "cpu",
 ) -> tuple[CellModule, float]:
-    """Train every replica (seeds[i], lrs[i]) of ``cell``; returns the module and fit seconds."""
+    """Train every replica (seeds[i], lrs[i]) of ``cell`` (by default ``cell.replicas()``);
+    returns the module and the seconds inside ``trainer.fit``."""
+    if seeds is None or lrs is None:
+        seeds, lrs = (list(x) for x in zip(*cell.replicas(), strict=True))
     quiet_lightning()
     pl.seed_everything(seeds[0], workers=True, verbose=False)
     module = CellModule(cell, splits, seeds, lrs)

@@ -1,8 +1,9 @@
 """Shared pieces of the study's figures: facets, labels, legends, colours, the style, placeholders.
 
-``vanishing.figures`` and ``vanishing.figures_gradients`` draw with these; nothing here reads a
-table from disk or computes a statistic. Variants are (norm, residual) pairs, named ``plain``,
-``residual``, ``batch norm``, ``batch norm + residual``, ...; depth is the number of hidden layers.
+``vanishing.report.figures`` and ``vanishing.report.figures_gradients`` draw with these; nothing
+here reads a table from disk or computes a statistic. Variants are (norm, residual) pairs, named
+``plain``, ``residual``, ``batch norm``, ``batch norm + residual``, ...; depth is the number of
+hidden layers.
 """
 
 from __future__ import annotations
@@ -19,16 +20,16 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from vanishing import profiles
-from vanishing.stats import CELL_KEYS
+from vanishing import activations
+from vanishing.analysis import profiles
+from vanishing.settings import ARCH_AXES as AXES
+from vanishing.settings import CELL_KEYS, NORMS
 
-ACTIVATIONS = ("sigmoid", "tanh", "relu", "gelu")
-NORMS = ("none", "batch", "layer")
+ACTIVATIONS = activations.NAMES
 NORM_LABEL = {"none": "no norm", "batch": "batch norm", "layer": "layer norm"}
-AXES = ("activation", "depth", "norm", "residual")
 OTHER_KEYS = tuple(k for k in CELL_KEYS if k not in AXES)
 _PAL = sns.color_palette("colorblind", 10)
-ACT_COLOR = dict(zip(ACTIVATIONS, [_PAL[3], _PAL[1], _PAL[0], _PAL[2]], strict=True))
+ACT_COLOR = {name: _PAL[spec.color] for name, spec in activations.ACTIVATIONS.items()}
 NORM_COLOR = {"none": "0.15", "batch": _PAL[0], "layer": _PAL[2]}
 BOUNDS = ("mean", "ci_low", "ci_high")  # suffixes of an estimate's columns in the stats tables
 DPI = 130

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from vanishing.settings import ARCH_AXES, CELL_KEYS
 
 ALPHA = 0.05
 DEEP = 8
 SUPPORTED, NOT_SUPPORTED, QUALIFIED, NOT_TESTED = (
     "supported", "not supported", "qualified", "not tested",
 )  # fmt: skip
-CONTEXT = ("activation", "depth", "norm", "residual", "data", "width", "init")
 
 
 @dataclass(frozen=True)
@@ -32,12 +32,6 @@ class Claim:
     verdict: str
     evidence: tuple[str, ...] = ()
     reason: str = ""
-
-
-def read_table(tables_dir: Path, name: str) -> pd.DataFrame:
-    """``{tables_dir}/{name}.csv``, or an empty frame when it does not exist."""
-    path = Path(tables_dir) / f"{name}.csv"
-    return pd.read_csv(path) if path.exists() else pd.DataFrame()
 
 
 def same(col: pd.Series, value) -> pd.Series:
@@ -94,22 +88,29 @@ def num(x, digits: int = 3) -> str:
     return "n/a" if pd.isna(x) else f"{float(x):.{digits}g}"
 
 
-def context(row: pd.Series, skip: Sequence[str] = ()) -> str:
-    """``activation=relu, depth=16, norm=none`` for the settings a row holds fixed."""
+def context_keys(table: pd.DataFrame) -> tuple[str, ...]:
+    """The settings a sentence about a row of ``table`` names: the architecture axes and every
+    other cell setting that takes more than one value in the table."""
+    varying = [k for k in CELL_KEYS if k in table and table[k].nunique(dropna=True) > 1]
+    return tuple(k for k in CELL_KEYS if k in ARCH_AXES or k in varying)
+
+
+def context(row: pd.Series, keys: Sequence[str] = ARCH_AXES, skip: Sequence[str] = ()) -> str:
+    """``activation=relu, depth=16, norm=none`` for the settings ``keys`` a row holds fixed."""
     parts = []
-    for key in CONTEXT:
+    for key in keys:
         if key in row and key not in skip and not pd.isna(row[key]):
             value = int(row[key]) if key in ("depth", "width") else row[key]
             parts.append(f"{key}={value}")
     return ", ".join(parts)
 
 
-def describe(row: pd.Series, verdict: bool | None = None) -> str:
+def describe(row: pd.Series, verdict: bool | None = None, keys: Sequence[str] = ARCH_AXES) -> str:
     """One comparison as a sentence with its interval, effect size and p-values."""
     mark = "" if verdict is None else (" [holds]" if verdict else " [fails]")
     return (
         f"{row['metric']}: {row['factor']} {row['treatment']} - {row['baseline']} "
-        f"({context(row)}): {num(row['mean_treatment'])} vs {num(row['mean_baseline'])}, "
+        f"({context(row, keys)}): {num(row['mean_treatment'])} vs {num(row['mean_baseline'])}, "
         f"diff {num(row['diff'])} [{num(row['diff_ci_low'])}, {num(row['diff_ci_high'])}], "
         f"g = {num(row['hedges_g'])}, Holm p = {num(row['p_holm'], 2)} "
         f"(Welch p = {num(row['p_welch'], 2)}, permutation p = {num(row['p_perm'], 2)}; "
@@ -117,10 +118,13 @@ def describe(row: pd.Series, verdict: bool | None = None) -> str:
     )
 
 
-def judge_rows(rows: pd.DataFrame, sign: int) -> tuple[str, list[str]]:
-    """Verdict of 'diff has this sign and is significant' over rows, and one line per row."""
+def judge_rows(
+    rows: pd.DataFrame, sign: int, keys: Sequence[str] = ARCH_AXES
+) -> tuple[str, list[str]]:
+    """Verdict of 'diff has this sign and is significant' over rows, and one line per row
+    naming the settings ``keys``."""
     ok = [significant(r, sign) for _, r in rows.iterrows()]
-    lines = [describe(r, k) for (_, r), k in zip(rows.iterrows(), ok, strict=True)]
+    lines = [describe(r, k, keys) for (_, r), k in zip(rows.iterrows(), ok, strict=True)]
     return tally(ok), lines
 
 

@@ -9,9 +9,11 @@ Quantities, each of shape (R, depth) with layer 1 nearest the input:
   vanishes.
 - ``grad_weight_norm``: Frobenius norm of d(mean_i loss_i)/dW_l. It can stay flat across layers
   while the signal above vanishes, because it also scales with the layer's input.
-- ``saturation``: for sigmoid and tanh, the fraction of (example, unit) pairs where phi'(a) < 5% of
-  its maximum (a = the activation's input); for relu and gelu, the fraction of units whose input is
-  <= 0 on every probe example (inactive, or dead).
+- ``saturation``: for saturating activations (sigmoid, tanh), the fraction of (example, unit)
+  pairs where phi'(a) < 5% of its maximum (a = the activation's input); for rectifying ones
+  (relu, gelu), the fraction of units whose input is <= 0 on every probe example (inactive, or
+  dead). The rule and the maximum slope come from ``vanishing.activations``; phi' is taken by
+  autograd, so any registered activation is measured the same way.
 
 Batch norm uses the probe batch's own statistics (as in a training step) and leaves the running
 statistics untouched. Nothing is accumulated into ``.grad``.
@@ -21,22 +23,28 @@ from __future__ import annotations
 
 import torch
 
-from vanishing.models import BatchedMLP, replica_losses
+from vanishing import activations
+from vanishing.activations import SATURATION_LEVEL
+from vanishing.training.models import BatchedMLP, activation_fns, replica_losses
 
 QUANTITIES = ("grad_preact_rms", "grad_weight_norm", "saturation")
-SATURATION_LEVEL = 0.05
+
+
+def slope(activation: str, a: torch.Tensor) -> torch.Tensor:
+    """phi'(a), elementwise, by autograd (the activation is elementwise)."""
+    phi, _ = activation_fns(activation)
+    with torch.enable_grad():
+        leaf = a.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(phi(leaf).sum(), leaf)
+    return grad
 
 
 def saturation(activation: str, a: torch.Tensor) -> torch.Tensor:
-    """Saturated or inactive fraction per replica (R,) of activation inputs a (R, B, width)."""
-    if activation == "sigmoid":
-        s = torch.sigmoid(a)
-        return (s * (1 - s) < SATURATION_LEVEL * 0.25).float().mean(dim=(1, 2))
-    if activation == "tanh":
-        return (1 - torch.tanh(a) ** 2 < SATURATION_LEVEL).float().mean(dim=(1, 2))
-    if activation in ("relu", "gelu"):
-        return (a <= 0).all(dim=1).float().mean(dim=1)
-    raise ValueError(f"unknown activation {activation!r}")
+    """Saturated or dead fraction per replica (R,) of activation inputs a (R, B, width)."""
+    spec = activations.get(activation)
+    if spec.saturating:
+        return (slope(activation, a) < SATURATION_LEVEL * spec.max_slope).float().mean(dim=(1, 2))
+    return (a <= 0).all(dim=1).float().mean(dim=1)
 
 
 def measure(net: BatchedMLP, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -2,7 +2,7 @@
 saturated or dead units, and the mean-field theory against measurement.
 
 Each ``plot_*`` returns a ``matplotlib.figure.Figure`` and raises ``MissingData`` when the tables
-cannot support it; layer 1 is nearest the input. ``vanishing.figures`` lists and writes them.
+cannot support it; layer 1 is nearest the input. ``vanishing.report.figures`` writes them.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from vanishing import profiles
-from vanishing.plotting import (
+from vanishing import activations
+from vanishing.analysis import profiles
+from vanishing.report.plotting import (
     ACT_COLOR,
     ACTIVATIONS,
     AXES,
@@ -76,8 +77,8 @@ def _contrast_cells(df: pd.DataFrame) -> list[tuple[str, str, bool]]:
     """Up to four (activation, norm, residual) cells that contrast: a saturating activation plain,
     with a norm, with a skip, and a rectifying one plain; whichever the grid has."""
     acts = _levels(df["activation"], ACTIVATIONS)
-    sat = next((a for a in ("sigmoid", "tanh") if a in acts), acts[0])
-    rect = next((a for a in ("relu", "gelu") if a in acts and a != sat), None)
+    sat = next((a for a in activations.SATURATING if a in acts), acts[0])
+    rect = next((a for a in activations.RECTIFYING if a in acts and a != sat), None)
     norm = next((n for n in ("batch", "layer") if n in set(df["norm"])), "none")
     wanted = [(sat, "none", False), (sat, norm, False), (sat, "none", True), (rect, "none", False)]
     present = set(zip(df["activation"], df["norm"], profiles.as_bool(df["residual"]), strict=True))
@@ -144,8 +145,7 @@ def plot_saturation(layers: pd.DataFrame, selected: pd.DataFrame) -> Figure:
             ax.plot(s["layer"], s["saturation"], marker=".", ms=4, **style, gid=variant_label(n, r))
         ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
     axes[0, 0].set_ylim(-0.02, 1.02)
-    kind = {a: "saturated" if a in ("sigmoid", "tanh") else "dead" for a in acts}
-    cols = [f"{a}\n({kind[a]} units)" for a in acts]
+    cols = [f"{a}\n({activations.get(a).unit_state} units)" for a in acts]
     _label(axes, ["step 0", "end of training"], cols, "layer (1 = input side)", "fraction")
     _legend(fig, {variant_label(*v): variant_style(*v) for v in variants}, "variant")
     depth = int(sat["depth"].iloc[0])

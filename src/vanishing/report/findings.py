@@ -16,22 +16,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vanishing.evidence import (
+from vanishing.activations import SATURATING
+from vanishing.analysis.tables import read_tables
+from vanishing.report.evidence import (
     ALPHA,
     DEEP,
     NOT_TESTED,
     Claim,
     combine,
+    context_keys,
     judge_rows,
     num,
     pick,
-    read_table,
     render,
     same,
     tally,
 )
 
-SATURATING = ("sigmoid", "tanh")
 THEORY_TOLERANCE = 0.25
 PLAIN = {"norm": "none", "residual": False}
 
@@ -74,7 +75,7 @@ def decay_with_depth(slopes: pd.DataFrame) -> dict:
     return dict(title=title, rule=rule, verdict=tally(ok), evidence=evidence)
 
 
-def saturating_train_poorly(comp: pd.DataFrame) -> dict:
+def saturating_train_poorly(comp: pd.DataFrame, keys) -> dict:
     """Claim 2, from the deepest-vs-shallowest family on final test accuracy."""
     title = "Deep sigmoid and tanh networks train poorly"
     rule = (
@@ -91,11 +92,11 @@ def saturating_train_poorly(comp: pd.DataFrame) -> dict:
     if missing:
         reason = f"no plain {' or '.join(missing)} networks at a shallow depth and at >= {DEEP}"
         return _untested(title, rule, reason)
-    verdict, evidence = judge_rows(pd.concat(rows.values()), sign=-1)
+    verdict, evidence = judge_rows(pd.concat(rows.values()), sign=-1, keys=keys)
     return dict(title=title, rule=rule, verdict=verdict, evidence=tuple(evidence))
 
 
-def relu_keeps_gradients(comp: pd.DataFrame) -> dict:
+def relu_keeps_gradients(comp: pd.DataFrame, keys) -> dict:
     """Claim 3, from the activation families on log10_grad_ratio_init."""
     title = "ReLU keeps the gradient at the lower layers larger than sigmoid or tanh"
     rule = (
@@ -114,7 +115,7 @@ def relu_keeps_gradients(comp: pd.DataFrame) -> dict:
         reason = f"no deep plain relu and {' or '.join(missing)} networks side by side"
         return _untested(title, rule, reason)
     both = pd.concat(rows.values())
-    verdict, evidence = judge_rows(both, sign=+1)
+    verdict, evidence = judge_rows(both, sign=+1, keys=keys)
     inits = both[["baseline", "init_scheme_baseline", "treatment", "init_scheme_treatment"]]
     schemes = "; ".join(
         f"{r.treatment} with {r.init_scheme_treatment} vs {r.baseline} with "
@@ -125,7 +126,7 @@ def relu_keeps_gradients(comp: pd.DataFrame) -> dict:
     return dict(title=title, rule=rule, verdict=verdict, evidence=tuple(evidence))
 
 
-def batch_norm_helps(comp: pd.DataFrame, selected: pd.DataFrame) -> dict:
+def batch_norm_helps(comp: pd.DataFrame, selected: pd.DataFrame, keys) -> dict:
     """Claim 4, from the norm family (batch vs none) at init, after training and on accuracy."""
     title = "Batch normalisation improves gradient flow and trainability"
     rule = (
@@ -147,7 +148,7 @@ def batch_norm_helps(comp: pd.DataFrame, selected: pd.DataFrame) -> dict:
         "(c) accuracy": ("final_test_accuracy", +1),
     }
     verdicts, evidence = _judge_parts(
-        comp, "norm_vs_none", parts, treatment="batch", residual=False
+        comp, "norm_vs_none", parts, keys, treatment="batch", residual=False
     )
     evidence += _explosions(selected, "batch", False, "batch norm")
     if all(v == NOT_TESTED for v in verdicts):
@@ -155,12 +156,12 @@ def batch_norm_helps(comp: pd.DataFrame, selected: pd.DataFrame) -> dict:
     return dict(title=title, rule=rule, verdict=combine(verdicts), evidence=tuple(evidence))
 
 
-def _judge_parts(comp: pd.DataFrame, family: str, parts: dict, **where) -> tuple[list, list]:
+def _judge_parts(comp: pd.DataFrame, family: str, parts: dict, keys, **where) -> tuple[list, list]:
     """(verdict per part, evidence lines) of a claim judged in parts: ``parts`` maps a label to
     (metric, sign); each part's rows are the family's comparisons on that metric at ``where``."""
     verdicts, evidence = [], []
     for label, (metric, sign) in parts.items():
-        verdict, lines = judge_rows(pick(comp, family, metric, **where), sign)
+        verdict, lines = judge_rows(pick(comp, family, metric, **where), sign, keys)
         verdicts.append(verdict)
         evidence += [f"{label}: {verdict}."] + [f"{label} {line}" for line in lines]
     return verdicts, evidence
@@ -181,7 +182,7 @@ def _explosions(selected: pd.DataFrame, norm: str, residual: bool, what: str) ->
     ]
 
 
-def residual_helps(comp: pd.DataFrame, selected: pd.DataFrame) -> dict:
+def residual_helps(comp: pd.DataFrame, selected: pd.DataFrame, keys) -> dict:
     """Claim 5, from the residual family at init and on accuracy."""
     title = "Residual connections let gradients reach the lower layers and make very deep nets"
     title += " trainable"
@@ -200,7 +201,9 @@ def residual_helps(comp: pd.DataFrame, selected: pd.DataFrame) -> dict:
         "(a) at init": ("abs_log10_grad_ratio_init", -1),
         "(b) accuracy": ("final_test_accuracy", +1),
     }
-    verdicts, evidence = _judge_parts(comp, "residual_vs_plain", parts, treatment=True, norm="none")
+    verdicts, evidence = _judge_parts(
+        comp, "residual_vs_plain", parts, keys, treatment=True, norm="none"
+    )
     evidence += _explosions(selected, "none", True, "residual connections")
     if all(v == NOT_TESTED for v in verdicts):
         return _untested(title, rule, "no deep residual and plain networks side by side")
@@ -220,7 +223,7 @@ def theory_matches(theory: pd.DataFrame | None) -> dict:
         "none does, qualified otherwise; not tested without a theory table or such groups."
     )
     if theory is None or theory.empty:
-        return _untested(title, rule, "no theory table was given")
+        return _untested(title, rule, "no theory table")
     rows = theory[same(theory["norm"], "none") & same(theory["residual"], False)]
     rows = rows[rows["depth"] >= DEEP]
     judged = np.isfinite(rows["measured_slope"]) & np.isfinite(rows["predicted_slope"])
@@ -246,27 +249,29 @@ def theory_matches(theory: pd.DataFrame | None) -> dict:
     return dict(title=title, rule=rule, verdict=tally(ok), evidence=evidence)
 
 
-def evaluate(tables_dir: Path, theory: pd.DataFrame | None = None) -> list[Claim]:
-    """All six claims judged on the CSV tables in ``tables_dir`` and the theory table."""
-    comp = read_table(tables_dir, "comparisons")
-    selected = read_table(tables_dir, "selected")
+NEEDS = ("comparisons", "selected", "depth_slopes", "theory")
+
+
+def evaluate(tables_dir: Path) -> list[Claim]:
+    """All six claims judged on the CSV tables in ``tables_dir`` (a missing table is empty)."""
+    t = {k: pd.DataFrame() if v is None else v for k, v in read_tables(tables_dir, NEEDS).items()}
+    comp, selected = t["comparisons"], t["selected"]
+    keys = context_keys(comp)
     judged = [
-        decay_with_depth(read_table(tables_dir, "depth_slopes")),
-        saturating_train_poorly(comp),
-        relu_keeps_gradients(comp),
-        batch_norm_helps(comp, selected),
-        residual_helps(comp, selected),
-        theory_matches(theory),
+        decay_with_depth(t["depth_slopes"]),
+        saturating_train_poorly(comp, keys),
+        relu_keeps_gradients(comp, keys),
+        batch_norm_helps(comp, selected, keys),
+        residual_helps(comp, selected, keys),
+        theory_matches(t["theory"]),
     ]
     return [Claim(number=i, **c) for i, c in enumerate(judged, start=1)]
 
 
-def write_findings(
-    tables_dir: Path, out_path: Path, theory: pd.DataFrame | None = None
-) -> list[Claim]:
-    """Judge every claim on ``tables_dir`` (comparisons.csv, depth_slopes.csv, selected.csv) and
-    ``theory``, write the Markdown to ``out_path`` (e.g. results/FINDINGS.md), return the claims."""
-    claims = evaluate(tables_dir, theory)
+def write_findings(tables_dir: Path, out_path: Path) -> list[Claim]:
+    """Judge every claim on the tables in ``tables_dir`` (``NEEDS``), write the Markdown to
+    ``out_path`` (e.g. results/FINDINGS.md), return the claims."""
+    claims = evaluate(tables_dir)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(render(claims, sources=str(tables_dir)))

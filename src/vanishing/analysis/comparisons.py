@@ -18,7 +18,8 @@ from scipy import stats
 from scipy.special import gammaln
 from statsmodels.stats.multitest import multipletests
 
-from vanishing.stats import LEVEL, seed_values, select_lr, summarize, unit_keys
+from vanishing.analysis.stats import LEVEL, seed_values, select_lr, summarize, unit_keys
+from vanishing.settings import CELL_KEYS
 
 # (family, factor, baseline level, treatment levels; None = every other level in the data).
 # The depth family compares each group's deepest net with its shallowest one.
@@ -36,12 +37,8 @@ METRICS = (
     "log10_grad_ratio_final",
     "abs_log10_grad_ratio_final",
 )
-HELD = (
-    "activation", "norm", "residual", "depth", "data", "width", "init", "optimizer",
-    "momentum", "weight_decay", "batch_size", "epochs", "probe_every",
-)  # fmt: skip
 COLUMNS = (
-    "family", "metric", "factor", "baseline", "treatment", *HELD,
+    "family", "metric", "factor", "baseline", "treatment", *CELL_KEYS,
     "init_scheme_baseline", "init_scheme_treatment", "n_baseline", "n_treatment",
     "mean_baseline", "mean_treatment", "diff", "diff_ci_low", "diff_ci_high", "hedges_g",
     "p_welch", "p_perm", "p_holm", "p_holm_perm",
@@ -156,7 +153,7 @@ def family_rows(
             arm_t = g[g[factor] == hi]
             row = dict(family=name, metric=metric, factor=factor, baseline=str(lo))
             row["treatment"] = str(hi)
-            row.update({k: (g[k].iloc[0] if k in fixed else np.nan) for k in HELD})
+            row.update({k: (g[k].iloc[0] if k in fixed else np.nan) for k in CELL_KEYS})
             row["init_scheme_baseline"] = arm_b["init_scheme"].iloc[0]
             row["init_scheme_treatment"] = arm_t["init_scheme"].iloc[0]
             row.update(compare_two(arm_b["value"], arm_t["value"], rng))

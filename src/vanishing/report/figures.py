@@ -22,15 +22,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from vanishing import profiles
-from vanishing.figures_gradients import (
-    plot_grad_ratio_init,
-    plot_gradient_flow_heatmap,
-    plot_gradient_profile_init,
-    plot_saturation,
-    plot_theory_overlay,
-)
-from vanishing.plotting import (
+from vanishing.analysis import profiles
+from vanishing.analysis.tables import read_tables
+from vanishing.report import catalog, figures_gradients
+from vanishing.report.plotting import (
     ACTIVATIONS,
     AXES,
     OTHER_KEYS,
@@ -166,23 +161,12 @@ def plot_training_curves(curves: pd.DataFrame, selected: pd.DataFrame) -> Figure
     return fig
 
 
-FIGURES = {
-    "trainability": (plot_trainability, ("selected",)),
-    "gradient_profile_init": (plot_gradient_profile_init, ("layer_gradients",)),
-    "grad_ratio_init": (plot_grad_ratio_init, ("selected",)),
-    "lr_sweep": (plot_lr_sweep, ("summary",)),
-    "training_curves": (plot_training_curves, ("curves", "selected")),
-    "gradient_flow_heatmap": (plot_gradient_flow_heatmap, ("layer_gradients", "selected")),
-    "saturation": (plot_saturation, ("layer_gradients", "selected")),
-    "theory_overlay": (plot_theory_overlay, ("theory_profiles",)),
-}
-TABLES = ("layer_gradients", "curves", "summary", "selected", "theory_profiles")
-
-
-def read_tables(tables_dir: Path) -> dict[str, pd.DataFrame | None]:
-    """The tables figures read, by name; None for a file that does not exist."""
-    paths = {name: Path(tables_dir) / f"{name}.csv" for name in TABLES}
-    return {name: pd.read_csv(p) if p.exists() else None for name, p in paths.items()}
+def plot_function(name: str):
+    """``plot_<name>`` of this module or of ``figures_gradients``."""
+    fn = globals().get(f"plot_{name}") or getattr(figures_gradients, f"plot_{name}", None)
+    if fn is None:
+        raise KeyError(f"figure {name!r} has no plot_{name} function")
+    return fn
 
 
 def restrict(tables: dict[str, pd.DataFrame | None]) -> tuple[dict, str]:
@@ -214,16 +198,17 @@ def restrict(tables: dict[str, pd.DataFrame | None]) -> tuple[dict, str]:
 
 
 def build_figures(tables: dict[str, pd.DataFrame | None]) -> dict[str, Figure]:
-    """Every figure of ``FIGURES`` by name, from tables by name (None: missing); a figure whose
+    """Every figure of the catalog by name, from tables by name (None: missing); a figure whose
     tables are missing or insufficient is a ``placeholder`` (its label is ``placeholder``)."""
-    tables, note = restrict({name: tables.get(name) for name in TABLES})
+    tables, note = restrict({name: tables.get(name) for name in catalog.TABLES})
     figs = {}
-    for name, (plot, needs) in FIGURES.items():
-        missing = [f"{n}.csv" for n in needs if tables[n] is None]
+    for spec in catalog.FIGURES:
+        name = spec.name
+        missing = [f"{n}.csv" for n in spec.tables if tables[n] is None]
         try:
             if missing:
                 raise MissingData(f"missing {', '.join(missing)} (run `vanishing stats` first?)")
-            figs[name] = plot(*(tables[n] for n in needs))
+            figs[name] = plot_function(name)(*(tables[n] for n in spec.tables))
             if note:
                 figs[name].suptitle(f"{figs[name].get_suptitle()}\n{note}")
         except MissingData as e:
@@ -234,10 +219,10 @@ def build_figures(tables: dict[str, pd.DataFrame | None]) -> dict[str, Figure]:
 def write_all(tables_dir: Path, out_dir: Path) -> list[Path]:
     """Write every figure as ``{name}.png`` and ``{name}.pdf`` into out_dir, from the tables in
     tables_dir (``layer_gradients``, ``curves``, ``summary``, ``selected``,
-    ``theory_profiles``); return the paths, two per name of ``FIGURES``, in that order."""
+    ``theory_profiles``); return the paths, two per catalog entry, in catalog order."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, fig in build_figures(read_tables(tables_dir)).items():
+    for name, fig in build_figures(read_tables(tables_dir, catalog.TABLES)).items():
         paths += save(fig, out_dir, name)
     return paths

@@ -1,0 +1,113 @@
+"""The registry of activations: each one defined once, for the model, the probes, the theory and
+the figures.
+
+An entry holds the torch function the model applies (by dotted name, so this module imports no
+torch), the mean-field phi and phi' (numpy) the theory integrates, the largest slope phi' takes
+(the saturation rule measures against it), whether it saturates (squashes its input into a
+bounded range: sigmoid, tanh) or rectifies, the init scheme ``init: auto`` gives it, and its
+colour in the figures. Adding an activation is one entry here, its name in the schema's enum
+(``tests/test_settings.py`` checks they agree) and its tests.
+
+Saturation, as the probes measure it (``vanishing.training.probes``):
+- saturating activations: the fraction of (example, unit) pairs whose slope phi'(a) is below
+  ``SATURATION_LEVEL`` of ``max_slope``;
+- rectifying ones: the fraction of units whose input a is <= 0 on every probe example (dead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+SATURATION_LEVEL = 0.05
+
+
+def _relu_moments(q):
+    """(E[relu(h)], E[relu(h)^2], E[relu'(h)^2]) for h ~ N(0, q), in closed form."""
+    half = 0.5 if np.ndim(q) == 0 else np.full(np.shape(q), 0.5)
+    return np.sqrt(q / (2.0 * np.pi)), q / 2.0, half
+
+
+@dataclass(frozen=True)
+class Activation:
+    name: str
+    saturating: bool
+    init: str  # the scheme behind init: auto
+    torch: str  # dotted name of the torch function
+    torch_inplace: str | None  # its in-place form, where its backward needs only its output
+    phi: Callable[[np.ndarray], np.ndarray]
+    dphi: Callable[[np.ndarray], np.ndarray]
+    max_slope: float  # max of phi'
+    color: int  # index into seaborn's "colorblind" palette
+    moments: Callable | None = None  # closed-form Gaussian moments where quadrature is slow
+
+    @property
+    def unit_state(self) -> str:
+        """What the saturation probe counts: ``saturated`` or ``dead`` units."""
+        return "saturated" if self.saturating else "dead"
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    a.name: a
+    for a in (
+        Activation(
+            "sigmoid",
+            saturating=True,
+            init="xavier",
+            torch="torch.sigmoid",
+            torch_inplace="torch.sigmoid_",
+            phi=special.expit,
+            dphi=lambda x: special.expit(x) * special.expit(-x),
+            max_slope=0.25,
+            color=3,
+        ),
+        Activation(
+            "tanh",
+            saturating=True,
+            init="xavier",
+            torch="torch.tanh",
+            torch_inplace="torch.tanh_",
+            phi=np.tanh,
+            dphi=lambda x: 1.0 - np.tanh(x) ** 2,
+            max_slope=1.0,
+            color=1,
+        ),
+        Activation(
+            "relu",
+            saturating=False,
+            init="kaiming",
+            torch="torch.relu",
+            torch_inplace="torch.relu_",
+            phi=lambda x: np.maximum(x, 0.0),
+            dphi=lambda x: (x > 0).astype(float),
+            max_slope=1.0,
+            color=0,
+            moments=_relu_moments,
+        ),
+        Activation(
+            "gelu",
+            saturating=False,
+            init="kaiming",
+            torch="torch.nn.functional.gelu",
+            torch_inplace=None,  # its backward needs its input
+            phi=lambda x: x * special.ndtr(x),  # exact erf GELU: x Phi(x)
+            dphi=lambda x: special.ndtr(x) + x * np.exp(-0.5 * x**2) / np.sqrt(2.0 * np.pi),
+            max_slope=1.1289,  # at x = sqrt(2): Phi(sqrt 2) + sqrt(2) phi(sqrt 2)
+            color=2,
+        ),
+    )
+}
+NAMES = tuple(ACTIVATIONS)
+SATURATING = tuple(a for a, spec in ACTIVATIONS.items() if spec.saturating)
+RECTIFYING = tuple(a for a, spec in ACTIVATIONS.items() if not spec.saturating)
+
+
+def get(name: str) -> Activation:
+    """The registry entry of ``name``; a clear error naming the known ones otherwise."""
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"activation must be one of {list(NAMES)}, got {name!r}") from None

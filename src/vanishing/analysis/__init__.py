@@ -1,0 +1,1 @@
+"""Analysis: aggregation, statistics, comparisons, theory and the tables (no torch)."""

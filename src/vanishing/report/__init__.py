@@ -1,0 +1,1 @@
+"""Report: figures, their shared plotting, and the generated FINDINGS (no torch)."""

@@ -1,0 +1,128 @@
+"""The registry of settings: every knob of a study, defined once.
+
+Each entry says which part of the study it belongs to (the config section and the dataclass:
+``data``, ``model`` or ``train``), how text parses into its value, its default, whether a study
+may make it a grid axis, whether it is one of the four architecture axes every grid has, and
+whether it changes the network at initialisation (then every statistic measured at step 0
+groups by it, so two values are never pooled). Every list of settings in the package is derived
+from here: the dataclasses in ``vanishing.config``, the flags of ``vanishing train``, cell names,
+the setting columns of every table (in registry order), the grouping keys of statistics,
+comparisons, evidence, theory and figures, and the synthetic tables of the tests.
+
+The JSON schema ``workflow/schemas/config.schema.yaml`` stays the user-facing contract (it
+documents and bounds each value); ``tests/test_settings.py`` checks that schema and registry
+agree. Torch-free: the Snakefile imports this at load time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vanishing.activations import NAMES as ACTIVATIONS
+from vanishing.inits import INITS
+
+INV_SQRT_DEPTH = "inv_sqrt_depth"  # residual_scale = 1 / sqrt(depth)
+DEFAULT_LRS = (0.003, 0.01, 0.03, 0.1, 0.3)
+PARTS = ("data", "model", "train")
+DATASETS = ("digits", "mnist1d")
+NORMS = ("none", "batch", "layer")
+OPTIMIZERS = ("sgd", "adam")
+
+
+def parse_bool(text) -> bool:
+    """``true``/``false`` (also 1/0, yes/no, and bools), as configs and tables spell them."""
+    if isinstance(text, bool):
+        return text
+    word = str(text).strip().lower()
+    if word in ("true", "1", "1.0", "yes"):
+        return True
+    if word in ("false", "0", "0.0", "no"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def parse_residual_scale(text) -> float | str:
+    """A number, or ``inv_sqrt_depth`` (1 / sqrt(depth))."""
+    return INV_SQRT_DEPTH if text == INV_SQRT_DEPTH else float(text)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting. ``name`` is its config key, dataclass field, CLI flag (with dashes), table
+    column and MLflow param; ``key`` is its key inside its config section where that differs
+    (the data set is ``data.name`` in the config, ``data`` everywhere else)."""
+
+    name: str
+    part: str
+    parse: Callable[[str], object]
+    default: object = None
+    arch: bool = False  # a required grid axis (activation, depth, norm, residual); no default
+    axis: bool = True  # may be listed under grid (then it is an axis of the study)
+    init: bool = False  # changes the network at step 0: init statistics group by it
+    column: bool = True  # a setting column of every per-run table, and an MLflow param
+    replica: bool = False  # varies between the replicas of a cell (the lr), not between cells
+    choices: tuple | None = None  # the allowed values, where they are a fixed list
+
+    @property
+    def key(self) -> str:
+        return "name" if self.name == "data" else self.name
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data", "data", str, "digits", axis=False, init=True, choices=DATASETS),
+    Setting("activation", "model", str, arch=True, init=True, choices=ACTIVATIONS),
+    Setting("depth", "model", int, arch=True, init=True),
+    Setting("norm", "model", str, arch=True, init=True, choices=NORMS),
+    Setting("residual", "model", parse_bool, arch=True, init=True),
+    Setting("width", "model", int, 64, init=True),
+    Setting("init", "model", str, "auto", init=True, choices=INITS),
+    Setting("residual_scale", "model", parse_residual_scale, 1.0, init=True),
+    Setting("optimizer", "train", str, "sgd", choices=OPTIMIZERS),
+    Setting("lr", "train", float, DEFAULT_LRS, replica=True),
+    Setting("momentum", "train", float, 0.9),
+    Setting("weight_decay", "train", float, 0.0),
+    # batch norm's statistics at step 0 come from the probe batch, but a batch size that differs
+    # is kept apart anyway: pooling is only safe where the networks are the same
+    Setting("batch_size", "train", int, 64, init=True),
+    Setting("epochs", "train", int, 30),
+    Setting("probe_every", "train", int, 50, axis=False),
+    Setting("probe_size", "train", int, 256, axis=False, column=False),
+    Setting("val_fraction", "data", float, 0.2, axis=False, column=False),
+    Setting("test_fraction", "data", float, 0.2, axis=False, column=False),
+    Setting("split_seed", "data", int, 0, axis=False, column=False),
+    Setting("mnist1d_samples", "data", int, 4000, axis=False, column=False),
+)
+BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def names(**where) -> tuple[str, ...]:
+    """Setting names, in registry order, whose attributes equal ``where`` (e.g. ``init=True``)."""
+    return tuple(s.name for s in SETTINGS if all(getattr(s, k) == v for k, v in where.items()))
+
+
+# The lists the rest of the package uses, all derived from SETTINGS.
+COLUMNS = names(column=True)  # setting columns of every per-run table, in this order
+CELL_KEYS = tuple(k for k in COLUMNS if not BY_NAME[k].replica)  # what tells cells apart
+INIT_KEYS = tuple(k for k in CELL_KEYS if BY_NAME[k].init)  # what fixes the network at step 0
+ARCH_AXES = names(arch=True)
+AXES = names(axis=True)  # what a grid may list
+PACKABLE = tuple(k for k in AXES if not BY_NAME[k].replica)  # what `pack` may list
+
+
+def part(name: str) -> tuple[Setting, ...]:
+    """The settings of one config section (``data``, ``model`` or ``train``)."""
+    if name not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}, got {name!r}")
+    return tuple(s for s in SETTINGS if s.part == name)
+
+
+def format_value(value) -> str:
+    """How a setting's value is spelt in cell names, job names, tags and flags."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,1 @@
+"""Tracking: the MLflow store, provenance of every result, and local GPU slots."""

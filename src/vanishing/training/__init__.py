@@ -1,0 +1,1 @@
+"""Training: data, models, optimizers, probes, the Lightning module and the job runner (torch)."""
