@@ -8,8 +8,9 @@ import torch.nn.functional as F
 from reference import ReferenceMLP
 
 from vanishing.config import ModelConfig
-from vanishing.training.models import BatchedMLP
-from vanishing.training.probes import measure, saturation
+from vanishing.training.models import BatchedMLP, objective
+from vanishing.training.optim import make_optimizer
+from vanishing.training.probes import is_probe_step, measure, saturation, weight_stats
 
 
 @pytest.mark.parametrize("norm,residual", [("none", False), ("none", True), ("layer", False)])
@@ -71,3 +72,44 @@ def test_saturation_by_hand():
     # relu: unit 0 has inputs 0 and -10 (never > 0): dead; unit 1 has 10 and 0.5: alive
     assert saturation("relu", a).item() == pytest.approx(0.5)
     assert saturation("gelu", torch.tensor([[[-1.0, 2.0], [-3.0, -1.0]]])).item() == 0.5
+
+
+def test_relative_update_of_one_sgd_step_is_lr_times_gradient_over_weight():
+    """One plain SGD step (no momentum): ||dW|| / ||W|| = lr ||g|| / ||W||, with g the gradient
+    of the replica's own mean loss by autograd; each replica at its own rate."""
+    cfg = ModelConfig("tanh", depth=3, norm="none", residual=False, width=6)
+    net = BatchedMLP(cfg, 4, 3, seeds=[0, 1])
+    lrs = torch.tensor([0.1, 0.5])
+    opt, weights = make_optimizer("sgd", net.parameters(), lrs, momentum=0.0)
+    x, y = torch.randn(2, 8, 4), torch.randint(0, 3, (2, 8))
+    init = [w.detach().clone() for w in net.weights[:3]]
+    grads = torch.autograd.grad(objective(net, x, y)[0].sum(), list(net.weights[:3]))
+    opt.zero_grad()
+    (objective(net, x, y)[0] * weights).sum().backward()
+    opt.step()
+    got = weight_stats(list(net.weights[:3]), init, previous=init)
+    for r in range(2):
+        expected = torch.stack(
+            [lrs[r] * g[r].norm() / w[r].norm() for g, w in zip(grads, init, strict=True)]
+        )
+        torch.testing.assert_close(got["weight_update_rel"][r], expected, rtol=1e-5, atol=0)
+        torch.testing.assert_close(got["weight_distance_rel"][r], expected, rtol=1e-5, atol=0)
+    assert (got["weight_unchanged"] < 0.1).all()
+
+
+def test_updates_below_half_an_ulp_leave_weights_bitwise_unchanged():
+    """float32 drops an update below ~2^-24 of the weight: the layer does not move at all."""
+    w0 = torch.ones(1, 3, 4)
+    tiny = w0 - 1e-9  # 1e-9 < 2^-25: rounds back to 1.0
+    assert torch.equal(tiny, w0)
+    moved = w0.clone()
+    moved[0, 0, 0] -= 1e-3
+    got = weight_stats([tiny, moved], [w0, w0], previous=[w0, w0])
+    assert got["weight_unchanged"][0].tolist() == pytest.approx([1.0, 11 / 12], rel=1e-7)
+    assert got["weight_update_rel"][0, 0].item() == 0.0
+    assert got["weight_distance_rel"][0, 1].item() == pytest.approx(1e-3 / 12**0.5, rel=1e-3)
+
+
+def test_probe_schedule_is_log_spaced_below_probe_every():
+    assert [s for s in range(40) if is_probe_step(s, 10)] == [0, 1, 2, 4, 8, 10, 20, 30]
+    assert [s for s in range(5) if is_probe_step(s, 1)] == [0, 1, 2, 3, 4]

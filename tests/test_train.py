@@ -85,7 +85,7 @@ def test_probes_at_step_zero_every_k_and_at_the_end(splits):
     m, _ = fit_cell(cell(epochs=1), splits, [0], [0.01])
     steps = [s for s, _ in m.history.probes]
     n = len(splits.y_train) // 64
-    assert steps == [*range(0, n, 5), n]
+    assert steps == [0, 1, 2, 4, 5, 10, 15, n] and n == 16  # log-spaced below probe_every
 
 
 def test_mnist1d_trains_and_probes():
@@ -112,3 +112,49 @@ def test_mnist1d_trains_and_probes():
     d, _ = fit_cell(deep, s, [0], [0.05])
     rms = probes(d)[0, 0]  # step 0, the one replica, per layer
     assert rms[0] / rms[-1] < 1e-5  # sigmoid chi ~ 1/4 per layer on squared norms: ~1e-7
+
+
+def test_a_profile_at_init_trains_nothing_and_probes_step_zero(splits):
+    """epochs 0: one probe at step 0, equal to a trained cell's step-0 probe; nothing moved."""
+    profile, _ = fit_cell(cell(epochs=0, norm="batch"), splits, [0, 1], [0.01, 0.01])
+    trained, _ = fit_cell(cell(epochs=1, norm="batch"), splits, [0, 1], [0.01, 0.01])
+    assert [s for s, _ in profile.history.probes] == [0]
+    np.testing.assert_array_equal(probes(profile)[0], probes(trained)[0])
+    step0 = profile.history.probes[0][1]
+    assert (step0["weight_unchanged"] == 1).all() and (step0["weight_distance_rel"] == 0).all()
+    assert np.isnan(step0["weight_update_rel"]).all()
+    assert (
+        profile.history.curves == [] and np.isnan(profile.history.final["best_val_accuracy"]).all()
+    )
+
+
+def test_weights_move_from_their_init_during_training(splits):
+    m, _ = fit_cell(cell(epochs=1), splits, [0], [0.05])
+    last = m.history.probes[-1][1]
+    assert (last["weight_distance_rel"] > 0).all() and (last["weight_unchanged"] < 0.5).all()
+    # the update over the last interval (step 15 to 16) is smaller than the distance travelled
+    assert (last["weight_update_rel"] < last["weight_distance_rel"]).all()
+
+
+def test_layer_reset_restores_the_lower_half_by_hand(splits):
+    """reset_test_accuracy is the test accuracy with layers 1..depth//2 back at their step-0
+    values, computed here on a copy; an untrained net loses nothing by the reset."""
+    c = cell(activation="relu", depth=4, epochs=2)
+    m, _ = fit_cell(c, splits, [0, 1], [0.05, 0.05])
+    final = m.history.final
+    assert (final["reset_layers"] == 2).all()
+    net = m.net
+    trained = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        for i in range(2):
+            net.weights[i].copy_(m.init_state[f"weights.{i}"])
+            net.biases[i].copy_(m.init_state[f"biases.{i}"])
+    _, acc = m.evaluate(m.data.x_test, m.data.y_test)
+    net.load_state_dict(trained)
+    np.testing.assert_allclose(final["reset_test_accuracy"], acc)
+    assert (final["reset_test_accuracy"] < final["final_test_accuracy"]).all()  # it learned
+    untrained, _ = fit_cell(cell(activation="relu", depth=4, epochs=0), splits, [0], [0.05])
+    u = untrained.history.final
+    np.testing.assert_array_equal(u["reset_test_accuracy"], u["final_test_accuracy"])
+    shallow, _ = fit_cell(cell(depth=1, epochs=0), splits, [0], [0.05])
+    assert np.isnan(shallow.history.final["reset_test_accuracy"]).all()

@@ -13,7 +13,7 @@ import math
 
 from vanishing import activations
 
-INITS = ("auto", "pytorch", "xavier", "kaiming", "orthogonal")
+INITS = ("auto", "pytorch", "xavier", "kaiming", "lecun", "orthogonal")
 
 
 def resolve_init(init: str, activation: str) -> str:
@@ -32,6 +32,8 @@ def weight_variance(init: str, fan_in: int, fan_out: int) -> float:
     - ``pytorch``: nn.Linear's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)): 1 / (3 fan_in).
     - ``xavier``: Glorot normal, gain 1: 2 / (fan_in + fan_out).
     - ``kaiming``: He normal, fan-in mode, gain sqrt(2): 2 / fan_in.
+    - ``lecun``: LeCun normal, 1 / fan_in (sigma_w2 = 1 for every activation: with ``pytorch``,
+      sigma_w2 = 1/3, the two inits that give every activation the same weight scale).
     - ``orthogonal``: a (semi-)orthogonal matrix with gain 1. Its rows (or columns) have unit norm,
       so the per-entry second moment is 1 / max(fan_in, fan_out).
     """
@@ -41,6 +43,8 @@ def weight_variance(init: str, fan_in: int, fan_out: int) -> float:
         return 2.0 / (fan_in + fan_out)
     if init == "kaiming":
         return 2.0 / fan_in
+    if init == "lecun":
+        return 1.0 / fan_in
     if init == "orthogonal":
         return 1.0 / max(fan_in, fan_out)
     raise ValueError(f"no concrete init scheme {init!r}; resolve 'auto' first")
@@ -50,7 +54,7 @@ def bias_variance(init: str, fan_in: int) -> float:
     """Var(b_i): PyTorch's default draws U(+-1/sqrt(fan_in)), variance 1 / (3 fan_in); others 0."""
     if init == "pytorch":
         return 1.0 / (3.0 * fan_in)
-    if init in ("xavier", "kaiming", "orthogonal"):
+    if init in ("xavier", "kaiming", "lecun", "orthogonal"):
         return 0.0
     raise ValueError(f"no concrete init scheme {init!r}; resolve 'auto' first")
 

@@ -74,7 +74,7 @@ def draw_linear(
         nn.init.uniform_(w, -uniform_bound(var_w), uniform_bound(var_w), generator=gen)
         bound = uniform_bound(bias_variance(scheme, fan_in))
         nn.init.uniform_(b, -bound, bound, generator=gen)
-    elif scheme in ("xavier", "kaiming"):
+    elif scheme in ("xavier", "kaiming", "lecun"):
         nn.init.normal_(w, 0.0, var_w**0.5, generator=gen)
     elif scheme == "orthogonal":
         nn.init.orthogonal_(w, gain=1.0, generator=gen)
@@ -91,6 +91,7 @@ class BatchedMLP(nn.Module):
         self.cfg = cfg
         self.n_replicas = R = len(seeds)
         self.gain = cfg.branch_gain
+        self.bn_momentum = BN_MOMENTUM
         self.act, self.act_ = activation_fns(cfg.activation)
         dims = [input_dim] + [cfg.width] * cfg.depth + [n_classes]
         ws: list[list[torch.Tensor]] = [[] for _ in range(cfg.depth + 1)]
@@ -131,8 +132,8 @@ class BatchedMLP(nn.Module):
             if update_stats:
                 n = h.shape[1]
                 with torch.no_grad():
-                    running_mean.lerp_(mean.squeeze(1), BN_MOMENTUM)
-                    running_var.lerp_(var.squeeze(1) * (n / (n - 1)), BN_MOMENTUM)
+                    running_mean.lerp_(mean.squeeze(1), self.bn_momentum)
+                    running_var.lerp_(var.squeeze(1) * (n / (n - 1)), self.bn_momentum)
         else:
             mean, var = running_mean.unsqueeze(1), running_var.unsqueeze(1)
         return torch.addcmul(beta, (h - mean) * torch.rsqrt(var + EPS), gamma)
@@ -154,6 +155,28 @@ class BatchedMLP(nn.Module):
             x = torch.add(x, y, alpha=self.gain) if (self.cfg.residual and i > 0) else y
         logits = torch.baddbmm(self.biases[-1].unsqueeze(1), x, self.weights[-1])
         return logits, preacts, acts
+
+    def layer_keys(self, layers: int) -> list[str]:
+        """State-dict keys of the parameters of hidden layers 1..``layers`` (W, b, norm gains)."""
+        keys = [f"weights.{i}" for i in range(layers)] + [f"biases.{i}" for i in range(layers)]
+        if self.cfg.norm != "none":
+            keys += [f"gammas.{i}" for i in range(layers)] + [f"betas.{i}" for i in range(layers)]
+        return keys
+
+    @torch.no_grad()
+    def reestimate_batch_stats(self, x: torch.Tensor) -> None:
+        """Set every batch-norm layer's running statistics to those of the whole of x (R, N, D),
+        one layer after another (a full-batch forward pass in training mode)."""
+        if self.cfg.norm != "batch":
+            return
+        was_training, momentum = self.training, self.bn_momentum
+        self.train()
+        self.bn_momentum = 1.0
+        try:
+            self(x)
+        finally:
+            self.bn_momentum = momentum
+            self.train(was_training)
 
     def sq_norms(self) -> torch.Tensor:
         """Squared L2 norm (R,) of each replica's parameters (for weight decay)."""

@@ -23,7 +23,7 @@ from vanishing.config import Cell
 from vanishing.training.data import Splits
 from vanishing.training.models import BatchedMLP, objective, replica_losses, replica_seeds
 from vanishing.training.optim import freeze_replica, make_optimizer
-from vanishing.training.probes import QUANTITIES, measure
+from vanishing.training.probes import QUANTITIES, is_probe_step, measure, weight_stats
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +67,16 @@ class CellModule(pl.LightningModule):
         super().__init__()
         self.cell, self.splits, self.lrs = cell, splits, torch.tensor(lrs, dtype=torch.float32)
         self.net = BatchedMLP(cell.model, splits.input_dim, splits.n_classes, seeds)
+        # every parameter and buffer at step 0: what the probes measure distances from and what
+        # the layer reset restores
+        self.init_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+        self.probed_weights: list[torch.Tensor] | None = None  # hidden W_l at the last probe
         self.history = History(diverged_step=[None] * len(seeds))
         self.active = torch.ones(len(seeds), dtype=torch.bool)
         self._to_freeze: list[int] = []
 
     def on_fit_start(self) -> None:
+        self.init_state = {k: v.to(self.device) for k, v in self.init_state.items()}
         self.data = self.splits.to(self.device)
         self.active_dev = self.active.to(self.device)
         self.epoch_loss = torch.zeros(len(self.active), device=self.device)
@@ -170,11 +175,45 @@ class CellModule(pl.LightningModule):
         best = np.full(len(seen), np.nan)
         best[seen] = np.nanmax(curves[seen], axis=1)
         out["best_val_accuracy"] = best
+        out.update(self.reset_evaluation())
         return out
+
+    def hidden_weights(self) -> list[torch.Tensor]:
+        return list(self.net.weights[: self.cell.model.depth])
+
+    def init_weights(self) -> list[torch.Tensor]:
+        return [self.init_state[f"weights.{i}"] for i in range(self.cell.model.depth)]
+
+    @torch.no_grad()
+    def reset_evaluation(self) -> dict[str, np.ndarray]:
+        """Per replica (R,): the training loss and test accuracy after resetting the lower half
+        of the hidden layers (1..depth // 2: weights, biases, norm gains) to their values at
+        step 0, the rest as trained (Zhang, Bengio & Singer 2019). If the lower layers learned
+        nothing, nothing is lost. Batch-norm statistics are re-estimated on the training split
+        for the reset network. NaN for one hidden layer (nothing to reset) and dead replicas."""
+        k = self.cell.model.depth // 2
+        R = len(self.active)
+        nan = np.full(R, np.nan)
+        out = {"reset_layers": np.full(R, float(k))}
+        if k == 0:
+            return {**out, "reset_train_loss": nan, "reset_test_accuracy": nan.copy()}
+        trained = {n: t.clone() for n, t in self.net.state_dict().items()}
+        lower = {n: self.init_state[n] for n in self.net.layer_keys(k)}
+        self.net.load_state_dict({**trained, **lower})
+        d = self.data
+        self.net.reestimate_batch_stats(d.x_train.unsqueeze(0).expand(R, -1, -1))
+        loss, _ = self.evaluate(d.x_train, d.y_train)
+        acc = self.accuracy(d.x_test, d.y_test)
+        self.net.load_state_dict(trained)
+        dead = ~self.active.numpy()
+        loss, acc = loss.astype(np.float64), acc.astype(np.float64)
+        loss[dead], acc[dead] = np.nan, np.nan
+        return {**out, "reset_train_loss": loss, "reset_test_accuracy": acc}
 
 
 class GradientProbe(pl.Callback):
-    """Probes at step 0 (before any update), every ``every`` steps, and after the last step."""
+    """Probes at the steps ``probes.is_probe_step`` names (0, 1, 2, 4, ... below ``every``, then
+    every ``every`` steps) and after the last step: gradients and how far the weights moved."""
 
     def __init__(self, every: int):
         self.every = every
@@ -185,6 +224,9 @@ class GradientProbe(pl.Callback):
         R = len(module.active)
         idx = d.probe.unsqueeze(0).expand(R, -1)
         values = measure(module.net, d.x_train[idx], d.y_train[idx])
+        weights = module.hidden_weights()
+        values.update(weight_stats(weights, module.init_weights(), module.probed_weights))
+        module.probed_weights = [w.detach().clone() for w in weights]
         dead = ~module.active
         out = {}
         for q in QUANTITIES:
@@ -195,7 +237,7 @@ class GradientProbe(pl.Callback):
         module.history.probe_seconds += time.perf_counter() - t0
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx: int) -> None:
-        if trainer.global_step % self.every == 0:
+        if is_probe_step(trainer.global_step, self.every):
             self.record(module)
 
     def on_train_end(self, trainer, module) -> None:
@@ -232,6 +274,14 @@ def fit_cell(
     plugins = []
     if SLURMEnvironment.detect():  # requeueing is Snakemake's business, not Lightning's
         plugins.append(SLURMEnvironment(auto_requeue=False))
+    probe = GradientProbe(cell.train.probe_every)
+    if cell.train.epochs == 0:  # a profile at initialisation: no Trainer, no step
+        module.to(torch.device("cuda" if accelerator == "gpu" else "cpu"))
+        t0 = time.perf_counter()
+        module.on_fit_start()
+        probe.record(module)
+        module.on_fit_end()
+        return module, time.perf_counter() - t0
     trainer = pl.Trainer(
         accelerator=accelerator,
         devices=1,
@@ -243,7 +293,7 @@ def fit_cell(
         deterministic=True,
         num_sanity_val_steps=0,
         limit_val_batches=0,
-        callbacks=[GradientProbe(cell.train.probe_every)],
+        callbacks=[probe],
         plugins=plugins,
     )
     t0 = time.perf_counter()

@@ -17,6 +17,19 @@ Quantities, each of shape (R, depth) with layer 1 nearest the input:
 
 Batch norm uses the probe batch's own statistics (as in a training step) and leaves the running
 statistics untouched. Nothing is accumulated into ``.grad``.
+
+How the weights move (``weight_stats``), per hidden layer's weight matrix W_l, also (R, depth):
+
+- ``weight_update_rel``: ||W_l(t) - W_l(t')|| / ||W_l(t')|| over the probe interval since the
+  previous probe t' (Frobenius norms; NaN at step 0);
+- ``weight_distance_rel``: ||W_l(t) - W_l(0)|| / ||W_l(0)||, the distance travelled since init;
+- ``weight_unchanged``: the fraction of W_l's entries bitwise equal to their initial value. An
+  update smaller than half a float32 ulp of a weight (about 2^-24 of it) is rounded away, so a
+  layer whose gradient has vanished keeps its weights exactly.
+
+When the probes run (``is_probe_step``): step 0 (before any update), steps 1, 2, 4, 8, ... below
+``probe_every`` (where early training moves fastest: batch norm's explosion at init collapses
+there), every ``probe_every`` steps, and after the last step.
 """
 
 from __future__ import annotations
@@ -27,7 +40,14 @@ from vanishing import activations
 from vanishing.activations import SATURATION_LEVEL
 from vanishing.training.models import BatchedMLP, activation_fns, replica_losses
 
-QUANTITIES = ("grad_preact_rms", "grad_weight_norm", "saturation")
+GRADIENTS = ("grad_preact_rms", "grad_weight_norm", "saturation")
+WEIGHTS = ("weight_update_rel", "weight_distance_rel", "weight_unchanged")
+QUANTITIES = GRADIENTS + WEIGHTS  # the columns of layer_gradients.csv, in this order
+
+
+def is_probe_step(step: int, every: int) -> bool:
+    """Step 0, the powers of two below ``every``, and the multiples of ``every``."""
+    return step % every == 0 or (step < every and step & (step - 1) == 0)
 
 
 def slope(activation: str, a: torch.Tensor) -> torch.Tensor:
@@ -67,4 +87,29 @@ def measure(net: BatchedMLP, x: torch.Tensor, y: torch.Tensor) -> dict[str, torc
         "grad_preact_rms": rms.cpu(),
         "grad_weight_norm": wnorm.cpu(),
         "saturation": sat.cpu(),
+    }
+
+
+@torch.no_grad()
+def weight_stats(
+    weights: list[torch.Tensor], init: list[torch.Tensor], previous: list[torch.Tensor] | None
+) -> dict[str, torch.Tensor]:
+    """How far each hidden layer's weights (R, fan_in, fan_out) moved: since ``previous`` (the
+    same layers at the last probe; None at step 0) and since ``init``; values (R, depth), CPU."""
+
+    def norm(x):
+        return x.flatten(1).norm(dim=1)
+
+    pairs = list(zip(weights, init, strict=True))
+    dist = torch.stack([norm(w - w0) / norm(w0) for w, w0 in pairs], 1)
+    same = torch.stack([(w == w0).flatten(1).float().mean(1) for w, w0 in pairs], 1)
+    if previous is None:
+        upd = torch.full_like(dist, float("nan"))
+    else:
+        pairs = zip(weights, previous, strict=True)
+        upd = torch.stack([norm(w - p) / norm(p) for w, p in pairs], 1)
+    return {
+        "weight_update_rel": upd.cpu(),
+        "weight_distance_rel": dist.cpu(),
+        "weight_unchanged": same.cpu(),
     }

@@ -25,7 +25,7 @@ from vanishing.outputs import CELL_TABLES, DONE
 from vanishing.tracking.provenance import provenance
 from vanishing.tracking.store import CellRuns
 from vanishing.training.data import Splits, load_splits
-from vanishing.training.probes import QUANTITIES
+from vanishing.training.probes import GRADIENTS, QUANTITIES
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ def cell_tables(cell: Cell, splits: Splits, module, fit_seconds: float):
             )
     runs_df = pd.DataFrame(runs)
     runs_df["diverged_step"] = runs_df["diverged_step"].astype("Int64")
+    runs_df["reset_layers"] = runs_df["reset_layers"].astype(int)
     return runs_df, pd.DataFrame(layers), pd.DataFrame(curve_rows)
 
 
@@ -100,7 +101,7 @@ def run_metrics(run: pd.Series, layers: pd.DataFrame, curves: pd.DataFrame, dept
     width = max(2, len(str(depth)))
     out = [
         (f"{q}/layer_{int(layer):0{width}d}", v, st)
-        for q in QUANTITIES
+        for q in GRADIENTS
         for layer, v, st in zip(layers["layer"], layers[q], layers["step"], strict=True)
     ]
     out += [("train/loss", v, s) for v, s in zip(curves["train_loss"], curves["step"], strict=True)]
