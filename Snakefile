@@ -5,10 +5,17 @@ import os
 
 from snakemake.utils import min_version, validate
 
+from vanishing.config import apply_design
+
 min_version("9.0")
 
 
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+
+# A study config given with --configfile (or --config) brings its own design: its grid or grids
+# replace the default study's sub-grids instead of merging into them; the other sections merge.
+apply_design(config, workflow.config_settings.overwrite_config or {})
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

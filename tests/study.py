@@ -29,9 +29,34 @@ N_CELLS, N_LRS, N_SEEDS = 16, 2, 2
 N_RUNS = N_CELLS * N_LRS * N_SEEDS
 
 
-def write_config(workdir: Path, **overrides) -> Path:
+PLAIN = {"norm": ["none"], "residual": [False]}
+# A tiny study with every sub-grid of the default one, so that every claim can be judged.
+CLAIMS = {
+    "study": "tiny-claims",
+    "seeds": [0, 1, 2],
+    "train": {"lr": [0.03, 0.3], "epochs": 3, "probe_every": 10, "probe_size": 64},
+    "grids": {
+        "main": {"activation": ["sigmoid", "tanh", "relu"], "depth": [2, 8],
+                 "norm": ["none", "batch"], "residual": [False, True],
+                 "residual_scale": ["inv_sqrt_depth"]},
+        "matched_init": {"activation": ["sigmoid", "tanh", "relu"], "depth": [8], **PLAIN,
+                         "init": ["pytorch"]},
+        "adam": {"activation": ["sigmoid", "tanh"], "depth": [8], **PLAIN, "optimizer": ["adam"],
+                 "lr": [0.001, 0.003]},
+        "deep": {"activation": ["sigmoid", "relu"], "depth": [100], "norm": ["none"],
+                 "residual": [False, True], "residual_scale": ["inv_sqrt_depth"],
+                 "epochs": [1], "lr": [0.1]},
+        "profile": {"activation": ["sigmoid", "tanh", "relu"], "depth": [2, 4, 8, 16, 128],
+                    "norm": ["none", "batch"], "residual": [False], "epochs": [0],
+                    "lr": [0.1], "seeds": [0, 1, 2, 3, 4]},
+    },
+    "pack": ["depth", "norm", "init", "optimizer", "epochs"],
+}  # fmt: skip
+
+
+def write_config(workdir: Path, study: dict | None = None, **overrides) -> Path:
     path = workdir / "tiny.yaml"
-    path.write_text(yaml.safe_dump({**TINY, **overrides}))
+    path.write_text(yaml.safe_dump({**(study or TINY), **overrides}))
     return path
 
 

@@ -13,6 +13,7 @@ from conftest import REPO, snakemake_env, validated
 
 from vanishing.config import (
     ModelConfig,
+    apply_design,
     branch_gain,
     check_config,
     expand_cells,
@@ -50,10 +51,13 @@ def test_bad_values_are_named(patch, needle):
     assert needle in str(err.value)
 
 
-def test_pack_must_name_grid_axes():
-    cfg = validated({**MINIMAL, "pack": ["width"]})
-    with pytest.raises(ValueError, match="pack: 'width' is not a grid axis"):
-        check_config(cfg)
+def test_pack_names_settings_and_ignores_those_the_study_does_not_vary():
+    grid = {**MINIMAL["grid"], "depth": [2, 4]}
+    cfg = validated({**MINIMAL, "grid": grid, "pack": ["width"]})
+    base = "activation~relu_depth~{}_norm~none_residual~false"
+    assert list(expand_jobs(cfg)) == [base.format(2), base.format(4)]
+    with pytest.raises(Exception, match="'widht' is not one of"):
+        validated({**MINIMAL, "pack": ["widht"]})
 
 
 def test_bad_config_stops_the_workflow_before_any_job(tmp_path):
@@ -86,33 +90,52 @@ def test_bad_config_stops_the_workflow_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-def test_default_grid_expands_into_packed_jobs(default_config):
+def test_default_study_expands_into_eight_balanced_jobs(default_config):
+    """One job per (activation, residual) across the five sub-grids; cells shared by no two
+    sub-grids; a branch gain only where there is a branch."""
     jobs = expand_jobs(default_config)
-    assert len(jobs) == 4 * 2  # activation x residual; norm and depth are packed
+    assert len(jobs) == 4 * 2
     cells = [c for cs in jobs.values() for c in cs]
-    assert len(cells) == 4 * 5 * 3 * 2
     assert len({c.name for c in cells}) == len(cells)
-    first = jobs["activation~sigmoid_residual~false"][0]
-    assert first.name == "activation~sigmoid_depth~2_norm~none_residual~false"
-    assert first.model.width == 64 and first.train.epochs == default_config["train"]["epochs"]
-    assert first.seeds == tuple(default_config["seeds"]) and first.lrs == DEFAULT_LRS
-    assert first.grids == ("main",)
+    by_grid = {g: [c for c in cells if g in c.grids] for g in default_config["grids"]}
+    assert len(by_grid["main"]) == 3 * 5 * 2 * 2 and len(by_grid["profile"]) == 4 * 8 * 3 * 2
+    assert len(by_grid["deep"]) == 2 * 2 * 2 * 2 and len(by_grid["matched_init"]) == 4 * 2 * 2
+    assert {c.train.epochs for c in by_grid["profile"]} == {0}
+    assert {c.seeds for c in by_grid["profile"]} == {tuple(range(10))}
+    assert {c.lrs for c in by_grid["adam"]} == {(0.0003, 0.001, 0.003)}
+    assert {c.model.residual_scale for c in cells if not c.model.residual} == {1.0}
+    assert {c.model.residual_scale for c in cells if c.model.residual} == {INV_SQRT_DEPTH}
+    first = jobs["activation~sigmoid_residual~false_residual_scale~1.0"][0]
+    assert first.name == ("activation~sigmoid_depth~2_norm~none_residual~false_init~auto_"
+                          "residual_scale~1.0_optimizer~sgd_epochs~50")  # fmt: skip
+    assert first.lrs == DEFAULT_LRS and first.seeds == (0, 1, 2, 3, 4)
 
 
-def test_unpacked_grid_gives_one_job_per_cell_and_extra_axes(default_config):
-    cfg = {**default_config, "pack": [], "grid": {**default_config["grid"], "width": [32, 64]}}
-    jobs = expand_jobs(cfg)
-    assert len(jobs) == 4 * 5 * 3 * 2 * 2
-    assert all(len(c) == 1 for c in jobs.values())
-    name = "activation~relu_depth~8_norm~batch_residual~true_width~32"
+def test_unpacked_grid_gives_one_job_per_cell_and_extra_axes():
+    grid = {**MINIMAL["grid"], "depth": [2, 8], "width": [32, 64]}
+    jobs = expand_jobs(validated({**MINIMAL, "grid": grid, "pack": []}))
+    assert len(jobs) == 2 * 2 and all(len(c) == 1 for c in jobs.values())
+    name = "activation~relu_depth~8_norm~none_residual~false_width~32"
     assert jobs[name][0].model.width == 32
 
 
-def test_lr_from_grid_overrides_train_lr(default_config):
-    assert study_lrs(default_config) == list(DEFAULT_LRS)
-    cfg = {**default_config, "grid": {**default_config["grid"], "lr": [0.5]}}
+def test_lr_from_a_grid_overrides_train_lr():
+    cfg = validated(MINIMAL)
+    assert study_lrs(cfg) == list(DEFAULT_LRS)
+    cfg = validated({**MINIMAL, "grid": {**MINIMAL["grid"], "lr": [0.5]}})
     assert study_lrs(cfg) == [0.5]
     assert all("lr" not in c.name for cs in expand_jobs(cfg).values() for c in cs)
+
+
+def test_a_user_grid_replaces_the_default_sub_grids(default_config):
+    """As the Snakefile merges a --configfile: the user's grid is the whole design."""
+    user = {"grid": {"activation": ["tanh"], "depth": [4], "norm": ["none"], "residual": [False]}}
+    merged = {**default_config, **user}  # snakemake's merge keeps both keys
+    cfg = apply_design(merged, user)
+    assert "grids" not in cfg and [c.name for c in expand_cells(cfg)] == [
+        "activation~tanh_depth~4_norm~none_residual~false"
+    ]
+    assert cfg["train"]["epochs"] == default_config["train"]["epochs"]  # the rest merges
 
 
 def test_readme_example_config_is_valid_and_expands_as_described():
@@ -134,14 +157,15 @@ def test_readme_example_config_is_valid_and_expands_as_described():
 
 
 def test_residual_scale_number_or_one_over_sqrt_depth():
-    cfg = validated(
-        {**MINIMAL, "grid": {**MINIMAL["grid"], "residual_scale": [0.5, INV_SQRT_DEPTH]}}
-    )
+    grid = {**MINIMAL["grid"], "residual": [False, True], "residual_scale": [0.5, INV_SQRT_DEPTH]}
+    cfg = validated({**MINIMAL, "grid": grid})
     assert cfg["model"]["residual_scale"] == 1.0  # the default, unused under a grid axis
     cells = [c for cs in expand_jobs(cfg).values() for c in cs]
+    # without a residual connection the gain does not apply: the two plain cells are one
     assert [c.name for c in cells] == [
-        "activation~relu_depth~2_norm~none_residual~false_residual_scale~0.5",
-        "activation~relu_depth~2_norm~none_residual~false_residual_scale~inv_sqrt_depth",
+        "activation~relu_depth~2_norm~none_residual~false_residual_scale~1.0",
+        "activation~relu_depth~2_norm~none_residual~true_residual_scale~0.5",
+        "activation~relu_depth~2_norm~none_residual~true_residual_scale~inv_sqrt_depth",
     ]
     assert ModelConfig("relu", 16, "none", True, residual_scale=INV_SQRT_DEPTH).branch_gain == 0.25
     assert ModelConfig("relu", 16, "none", True, residual_scale=0.5).branch_gain == 0.5
@@ -155,7 +179,8 @@ def test_shipped_configs_are_valid(name):
     """Every study config in config/ passes the schema and the checks (merged over the default,
     as `snakemake --configfile` merges it)."""
     default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    cfg = validated({**default, **yaml.safe_load((REPO / "config" / name).read_text())})
+    user = yaml.safe_load((REPO / "config" / name).read_text())
+    cfg = validated(apply_design({**default, **user}, user))
     assert len(expand_jobs(cfg)) >= 1
 
 

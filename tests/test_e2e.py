@@ -74,9 +74,10 @@ def test_statistics_and_findings(study):
                  & ~theory["residual"] & (theory["depth"] == 6)].squeeze()  # fmt: skip
     assert sig["measured_slope"] == pytest.approx(slopes.groupby("seed").mean().mean())
     assert sig["predicted_slope"] > 0.3  # sigmoid, Xavier: about 0.6 decades per layer
-    # FINDINGS: the tiny grid has no tanh, so claim 1 cannot be tested, and says why
+    # FINDINGS: the tiny grid has two depths, too few to tell the shape of the decay, and says so
     findings = (workdir / "results" / "FINDINGS.md").read_text()
-    assert "## 1. " in findings and "Reason: no plain tanh networks" in findings
+    assert "## 1. " in findings
+    assert "Reason: no plain sigmoid or tanh networks at three or more depths" in findings
     claims = evaluate(tables)
     assert [c.number for c in claims] == list(range(1, len(claims) + 1))
     for c in claims:
@@ -84,13 +85,15 @@ def test_statistics_and_findings(study):
 
 
 def test_figures_are_drawn(study):
-    """Every figure of the catalog is drawn from the tiny study's tables: none is a placeholder."""
+    """Every figure of the catalog is drawn from the tiny study's tables, but the one that
+    needs deeper nets."""
     workdir, _ = study
     results = workdir / "results"
     pngs = {p.stem for p in (results / "figures").glob("*.png")}
     assert pngs == set(catalog.NAMES)
     figs = build_figures(read_tables(results / "tables", catalog.TABLES))
-    assert [n for n, f in figs.items() if f.get_label() == "placeholder"] == []
+    # the theory scatter needs depth >= 8, deeper than this study
+    assert [n for n, f in figs.items() if f.get_label() == "placeholder"] == ["theory_slopes"]
 
 
 def test_mlflow_store_has_one_finished_run_per_replica(study):

@@ -11,8 +11,8 @@ import pytest
 from scipy import stats as sps
 from synthetic import probe_inputs
 
-from vanishing.analysis import profiles, stats, theory
-from vanishing.analysis.tables import read_tables
+from vanishing.analysis import profiles
+from vanishing.analysis.tables import build_tables, read_tables
 from vanishing.report import catalog, figures, figures_gradients
 
 BASE = dict(
@@ -59,7 +59,10 @@ def make_tables(
             log_rms = -SLOPE[a] * (d - layer) + 0.1 * s - 0.01 * step
             sat = 0.1 * s + 0.01 * layer + 0.001 * step
             layers.append(dict(key, step=step, layer=layer, grad_preact_rms=10**log_rms,
-                               grad_weight_norm=1.0, saturation=sat))  # fmt: skip
+                               grad_weight_norm=1.0, saturation=sat,
+                               weight_update_rel=np.nan if step == 0 else 10.0 ** -layer,
+                               weight_distance_rel=0.01 * step,
+                               weight_unchanged=1.0 - step / 20))  # fmt: skip
         for epoch in (1, 2, 3):
             curves.append(dict(key, epoch=epoch, step=5 * epoch, train_loss=2.0 / epoch + 0.1 * s,
                                val_accuracy=acc * epoch / 3))  # fmt: skip
@@ -67,16 +70,10 @@ def make_tables(
 
 
 def stats_tables(**grid) -> dict[str, pd.DataFrame]:
+    """The raw tables of ``make_tables`` and every statistics table built from them."""
     runs, layers, curves = make_tables(**grid)
-    summary = stats.summarize(runs)
-    return {
-        "runs": runs,
-        "layer_gradients": layers,
-        "curves": curves,
-        "summary": summary,
-        "selected": stats.select_lr(summary),
-        "theory_profiles": theory.theory_profiles(runs, layers, probe_inputs(runs)),
-    }
+    built = build_tables(runs, layers, curves, probe_inputs(runs), np.random.default_rng(0))
+    return {"runs": runs, "layer_gradients": layers, "curves": curves, **built}
 
 
 def axis(fig, gid):
@@ -215,7 +212,9 @@ def test_write_all_writes_every_figure_as_png_and_pdf(tmp_path):
         head = p.read_bytes()[:8]
         assert head.startswith(b"\x89PNG" if p.suffix == ".png" else b"%PDF")
     figs = figures.build_figures(read_tables(tmp_path, catalog.TABLES))
-    assert [n for n, f in figs.items() if f.get_label() == "placeholder"] == []
+    # only the theory scatter needs depth >= 8, which this grid (depths 2, 4) lacks
+    assert [n for n, f in figs.items() if f.get_label() == "placeholder"] == ["theory_slopes"]
+    assert "depth >= 8" in figs["theory_slopes"].axes[0].texts[0].get_text()
 
 
 def test_missing_tables_give_placeholders_not_errors(tmp_path):
@@ -224,7 +223,8 @@ def test_missing_tables_give_placeholders_not_errors(tmp_path):
     assert len(paths) == 2 * len(catalog.FIGURES) and all(p.exists() for p in paths)
     figs = figures.build_figures(read_tables(tmp_path, catalog.TABLES))
     skipped = {n for n, f in figs.items() if f.get_label() == "placeholder"}
-    assert skipped == set(catalog.NAMES) - {"gradient_profile_init"}
+    drawn = {"gradient_profile_init", "deep_profiles", "decay_shapes", "steps_to_target"}
+    assert skipped == set(catalog.NAMES) - drawn  # these read none of the missing tables
     assert "selected.csv" in figs["trainability"].axes[0].texts[0].get_text()
 
 
@@ -232,8 +232,16 @@ def test_a_one_cell_grid_draws_every_figure():
     t = stats_tables(acts=("relu",), depths=(3,), norms=("layer",), residuals=(True,), lrs=(0.1,),
                      seeds=(0,), steps=(0,))  # fmt: skip
     figs = figures.build_figures(t)
-    assert figs["theory_overlay"].get_label() == "placeholder"  # no plain net in this grid
-    assert all(f.get_label() != "placeholder" for n, f in figs.items() if n != "theory_overlay")
+    skipped = {n for n, f in figs.items() if f.get_label() == "placeholder"}
+    overview = {f.name for f in catalog.FIGURES if f.category == catalog.OVERVIEW}
+    assert skipped & overview == {"theory_overlay"}  # no plain net in this grid
+    # the claims' figures need plain nets, or nets without skips: each says so
+    assert skipped == set(catalog.NAMES) - (overview - {"theory_overlay"}) - {
+        "deep_profiles",
+        "residual_deep",
+    }
+    for n in skipped:
+        assert "skipped" in figs[n].axes[0].texts[0].get_text()
     for f in figs.values():
         f.savefig(io.BytesIO(), format="png", dpi=30)
 
@@ -244,5 +252,6 @@ def test_an_extra_varying_setting_is_restricted_to_one_value():
             if "cell" in v.columns}  # fmt: skip
     both = {k: pd.concat([t[k], wide[k]], ignore_index=True) if k in wide else t[k] for k in t}
     kept, note = figures.restrict(both)
+    assert figures.restrict(both, varies=("width",)) == (both, "")
     assert note.startswith("shown: width=")
     assert kept["selected"]["width"].nunique() == 1 and len(kept["selected"]) == len(t["selected"])

@@ -147,7 +147,7 @@ def test_seed_values_dedupes_init_metric_across_lrs():
 
 def test_comparisons_table_directions_and_holm_family():
     runs = _grid(["sigmoid", "relu"], [2, 8], residuals=(False, True))
-    comp = comparisons(runs, None, np.random.default_rng(0))
+    comp = comparisons(runs, np.random.default_rng(0))
     act = comp[(comp["family"] == "activation_vs_sigmoid") & (comp["depth"] == 8)]
     act = act[(act["metric"] == "log10_grad_ratio_init") & (act["residual"] == False)]  # noqa: E712
     assert len(act) == 1 and act["diff"].iloc[0] == pytest.approx(8.0)
@@ -169,10 +169,16 @@ def test_depth_slopes_recover_decay():
 
 
 def test_factorial_anova_drops_single_level_factors():
+    """The log gradient ratio is linear in depth (exponential decay): a linear depth term;
+    accuracy gets log2 depth."""
     runs = _grid(["sigmoid", "relu"], [2, 4, 8])
     table = factorial_anova(runs, "log10_grad_ratio_init")
-    assert set(table["term"]) == {"activation", "log2_depth", "activation:log2_depth", "Residual"}
-    inter = table.set_index("term").loc["activation:log2_depth"]
+    assert set(table["term"]) == {"activation", "depth", "activation:depth", "Residual"}
+    # the ratio is linear in depth with an activation-dependent slope: only the seed offsets
+    # (0, 0.01, 0.02 in each of the 6 cells) are left, 6 x 2e-4
+    assert table.set_index("term").loc["Residual", "sum_sq"] == pytest.approx(0.0012, rel=1e-6)
+    assert set(factorial_anova(runs, "final_test_accuracy")["term"]) >= {"log2_depth"}
+    inter = table.set_index("term").loc["activation:depth"]
     assert 0 < inter["partial_eta_sq"] <= 1
     assert "norm" not in table["formula"].iloc[0]
     assert factorial_anova(_grid(["relu"], [2]), "log10_grad_ratio_init").empty

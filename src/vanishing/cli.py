@@ -134,8 +134,11 @@ def cmd_aggregate(a: argparse.Namespace) -> int:
 def cmd_stats(a: argparse.Namespace) -> int:
     from vanishing.analysis.tables import read_tables, write_tables
 
-    t = read_tables(a.tables, ("runs", "layer_gradients", "probe_inputs"))
-    write_tables(t["runs"], t["layer_gradients"], a.tables, t["probe_inputs"], seed=a.seed)
+    t = read_tables(a.tables, ("runs", "layer_gradients", "curves", "probe_inputs"))
+    write_tables(
+        t["runs"], t["layer_gradients"], a.tables, t["probe_inputs"], t["curves"],
+        seed=a.seed, target=a.target_accuracy,
+    )  # fmt: skip
     return 0
 
 
@@ -187,6 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stats", help="tables -> summary, selection, comparisons, ANOVA, theory")
     p.add_argument("--tables", type=Path, default=Path("results/tables"))
     p.add_argument("--seed", type=int, default=0, help="seeds the permutation tests' Generator")
+    p.add_argument(
+        "--target-accuracy", type=float, default=0.9,
+        help="validation accuracy whose first crossing is a run's steps_to_target",
+    )  # fmt: skip
     p.set_defaults(func=cmd_stats)
     p = sub.add_parser("figures", help="tables -> figures (PNG and PDF)")
     p.add_argument("--tables", type=Path, default=Path("results/tables"))

@@ -151,6 +151,18 @@ def study_grids(config: dict) -> dict[str, dict]:
     return out
 
 
+def apply_design(config: dict, user: dict) -> dict:
+    """Give ``config`` (the default study merged with a user's) the user's design: if ``user``
+    has ``grid`` or ``grids``, those replace the default study's sub-grids instead of merging
+    into them (the other sections merge as usual). Changes ``config`` in place; returns it."""
+    if "grid" in user or "grids" in user:
+        for key in ("grid", "grids"):
+            config.pop(key, None)
+            if key in user:
+                config[key] = user[key]
+    return config
+
+
 def study_axes(config: dict) -> tuple[str, ...]:
     """The settings that name cells: every setting a sub-grid lists (not lr), registry order."""
     listed = {k for g in study_grids(config).values() for k in g if k not in ("seeds", "lr")}
@@ -164,12 +176,7 @@ def study_lrs(config: dict) -> list[float]:
 
 def check_config(config: dict) -> None:
     """Checks that a JSON schema cannot express; raises ValueError naming the key."""
-    axes = study_axes(config)
-    for axis in config["pack"]:
-        if axis not in axes:
-            raise ValueError(
-                f"pack: {axis!r} is not a grid axis; packable grid axes here: {list(axes)}"
-            )
+    study_axes(config)  # every sub-grid names the required axes
     if config["train"]["probe_size"] < 2:
         raise ValueError("train.probe_size must be at least 2")
 
@@ -178,8 +185,10 @@ def expand_cells(config: dict) -> list[Cell]:
     """Every cell of a validated config, each once, in sub-grid then product order.
 
     A cell's settings are the config's ``data``, ``model`` and ``train`` sections overridden by
-    its sub-grid's axes. Two sub-grids that make the same cell share it (its ``grids`` lists
-    both); they must then give it the same seeds and lrs.
+    its sub-grid's axes, with the settings that do not apply at their defaults
+    (``settings.canonical``: a residual gain without a residual connection). Two sub-grids, or
+    two combinations, that make the same cell share it (its ``grids`` lists each sub-grid once);
+    they must then give it the same seeds and lrs.
     """
     check_config(config)
     axes = study_axes(config)
@@ -189,7 +198,7 @@ def expand_cells(config: dict) -> list[Cell]:
     for grid_name, grid in study_grids(config).items():
         keys = [k for k in grid if k not in ("seeds", "lr")]
         for combo in itertools.product(*(grid[k] for k in keys)):
-            values = {**fixed, **dict(zip(keys, combo, strict=True))}
+            values = S.canonical({**fixed, **dict(zip(keys, combo, strict=True))})
             name = cell_name(values, axes)
             cell = make_cell(values, name, grid["seeds"], grid["lr"], (grid_name,))
             if name not in cells:
@@ -208,7 +217,8 @@ def expand_cells(config: dict) -> list[Cell]:
 
 def expand_jobs(config: dict) -> dict[str, list[Cell]]:
     """Job name -> its cells: the cells that share the values of the study's axes not in
-    ``pack`` (named by them, like cells)."""
+    ``pack`` (named by them, like cells). A packed setting the study does not vary is packed
+    already (every job has one value of it)."""
     job_axes = tuple(a for a in study_axes(config) if a not in config["pack"])
     jobs: dict[str, list[Cell]] = {}
     for cell in expand_cells(config):

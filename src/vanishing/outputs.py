@@ -10,8 +10,11 @@ from __future__ import annotations
 CELL_TABLES = ("runs", "layer_gradients", "curves", "probe_inputs")
 DONE = "DONE.json"
 # What `vanishing stats` writes into results/tables/, each as .csv and .md; those in TEX also .tex.
-STATS_TABLES = ("summary", "selected", "comparisons", "anova", "depth_slopes", "theory",
-                "theory_profiles")  # fmt: skip
-TEX = ("selected", "comparisons", "anova", "depth_slopes", "theory")
+# Every table but run_metrics has a ``grid`` column: it is computed within each sub-grid.
+STATS_TABLES = ("run_metrics", "summary", "selected", "comparisons", "anova", "depth_slopes",
+                "decay_fits", "underflow", "cell_tests", "associations", "survival",
+                "survival_curves", "divergence", "theory", "theory_profiles")  # fmt: skip
+TEX = ("selected", "comparisons", "anova", "depth_slopes", "decay_fits", "survival", "theory")
 # The tables the report shows under Statistics.
-REPORT_TABLES = ("selected", "comparisons", "anova", "theory")
+REPORT_TABLES = ("selected", "comparisons", "anova", "decay_fits", "cell_tests", "survival",
+                 "divergence", "theory")  # fmt: skip

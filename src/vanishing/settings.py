@@ -63,6 +63,7 @@ class Setting:
     column: bool = True  # a setting column of every per-run table, and an MLflow param
     replica: bool = False  # varies between the replicas of a cell (the lr), not between cells
     choices: tuple | None = None  # the allowed values, where they are a fixed list
+    only_if: str | None = None  # matters only when this bool setting is true (else: default)
 
     @property
     def key(self) -> str:
@@ -81,7 +82,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("residual", "model", parse_bool, arch=True, init=True),
     Setting("width", "model", int, 64, init=True),
     Setting("init", "model", str, "auto", init=True, choices=INITS),
-    Setting("residual_scale", "model", parse_residual_scale, 1.0, init=True),
+    Setting("residual_scale", "model", parse_residual_scale, 1.0, init=True, only_if="residual"),
     Setting("optimizer", "train", str, "sgd", choices=OPTIMIZERS),
     Setting("lr", "train", float, DEFAULT_LRS, replica=True),
     Setting("momentum", "train", float, 0.9),
@@ -119,6 +120,16 @@ def part(name: str) -> tuple[Setting, ...]:
     if name not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, got {name!r}")
     return tuple(s for s in SETTINGS if s.part == name)
+
+
+def canonical(values: dict) -> dict:
+    """``values`` with every setting that does not apply (``only_if`` false) at its default, so
+    that cells differing only in such a setting are one cell (a branch gain without a branch)."""
+    out = dict(values)
+    for s in SETTINGS:
+        if s.only_if and s.name in out and not parse_bool(out.get(s.only_if, False)):
+            out[s.name] = s.default
+    return out
 
 
 def format_value(value) -> str:

@@ -3,17 +3,17 @@ rule stats:
     the comparisons with effect sizes and Holm-corrected p-values, the factorial ANOVA, and the
     mean-field predictions beside the measured slopes."""
     input:
-        rules.aggregate.output.runs,
-        rules.aggregate.output.layer_gradients,
-        rules.aggregate.output.probe_inputs,
+        rules.aggregate.output,
     output:
         expand("results/tables/{name}.csv", name=STATS_TABLES),
     log:
         "results/logs/stats.log",
     conda:
         "../../environment.yml"
+    params:
+        target=config["analysis"]["target_accuracy"],
     shell:
-        "vanishing stats --tables results/tables 2> {log}"
+        "vanishing stats --tables results/tables --target-accuracy {params.target} 2> {log}"
 
 
 rule figures:

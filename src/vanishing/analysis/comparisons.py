@@ -18,8 +18,9 @@ from scipy import stats
 from scipy.special import gammaln
 from statsmodels.stats.multitest import multipletests
 
+from vanishing.analysis.metrics import derive, kind
 from vanishing.analysis.stats import LEVEL, seed_values, select_lr, summarize, unit_keys
-from vanishing.settings import CELL_KEYS
+from vanishing.settings import BY_NAME, CELL_KEYS
 
 # (family, factor, baseline level, treatment levels; None = every other level in the data).
 # The depth family compares each group's deepest net with its shallowest one.
@@ -32,10 +33,14 @@ FAMILIES = (
 )
 METRICS = (
     "final_test_accuracy",
+    "final_train_loss",
     "log10_grad_ratio_init",
     "abs_log10_grad_ratio_init",
+    "abs_log10_grad_ratio_early",
     "log10_grad_ratio_final",
     "abs_log10_grad_ratio_final",
+    "saturation_final",
+    "lr_window",
 )
 COLUMNS = (
     "family", "metric", "factor", "baseline", "treatment", *CELL_KEYS,
@@ -139,48 +144,73 @@ def _levels(values: pd.Series, base, treats) -> tuple[object, list]:
     return base, [x for x in treats if x in present]
 
 
+def held(keys, factor: str) -> list[str]:
+    """The settings a comparison of ``factor``'s levels holds fixed: ``keys`` but the factor and
+    the settings that apply only with it (a residual branch's gain, comparing residual nets
+    with plain ones)."""
+    return [k for k in keys if k != factor and BY_NAME[k].only_if != factor]
+
+
+def family_groups(values: pd.DataFrame, family: tuple, fixed: list[str]):
+    """(group, baseline level, treatment level, baseline arm, treatment arm) for each pair of
+    arms of ``family`` in ``values`` that agree on every setting of ``fixed``."""
+    _, factor, base, treats = family
+    for _, g in values.groupby(fixed, sort=True, dropna=False):
+        lo, his = _levels(g[factor], base, treats)
+        for hi in his:
+            yield g, lo, hi, g[g[factor] == lo], g[g[factor] == hi]
+
+
+def pair_row(family: tuple, metric: str, fixed: list[str], g, lo, hi, arm_b, arm_t) -> dict:
+    """The identifying columns of one comparison: family, metric, levels, held settings."""
+    name, factor, _, _ = family
+    row = dict(family=name, metric=metric, factor=factor, baseline=str(lo), treatment=str(hi))
+    row.update({k: (g[k].iloc[0] if k in fixed else np.nan) for k in CELL_KEYS})
+    for k in CELL_KEYS:  # a setting that applies only with the factor: the treatment's value
+        if BY_NAME[k].only_if == factor and k in arm_t:
+            row[k] = arm_t[k].iloc[0]
+    row["init_scheme_baseline"] = arm_b["init_scheme"].iloc[0]
+    row["init_scheme_treatment"] = arm_t["init_scheme"].iloc[0]
+    return row
+
+
 def family_rows(
     values: pd.DataFrame, metric: str, family: tuple, rng: np.random.Generator
 ) -> list[dict]:
     """Comparisons of one family on one metric's seed-level ``values`` (``stats.seed_values``)."""
-    name, factor, base, treats = family
-    fixed = [k for k in unit_keys(metric) if k != factor]
+    fixed = held(unit_keys(metric), family[1])
     rows = []
-    for _, g in values.groupby(fixed, sort=True, dropna=False):
-        lo, his = _levels(g[factor], base, treats)
-        arm_b = g[g[factor] == lo]
-        for hi in his:
-            arm_t = g[g[factor] == hi]
-            row = dict(family=name, metric=metric, factor=factor, baseline=str(lo))
-            row["treatment"] = str(hi)
-            row.update({k: (g[k].iloc[0] if k in fixed else np.nan) for k in CELL_KEYS})
-            row["init_scheme_baseline"] = arm_b["init_scheme"].iloc[0]
-            row["init_scheme_treatment"] = arm_t["init_scheme"].iloc[0]
-            row.update(compare_two(arm_b["value"], arm_t["value"], rng))
-            rows.append(row)
+    for g, lo, hi, arm_b, arm_t in family_groups(values, family, fixed):
+        row = pair_row(family, metric, fixed, g, lo, hi, arm_b, arm_t)
+        row.update(compare_two(arm_b["value"], arm_t["value"], rng))
+        rows.append(row)
     return rows
 
 
+def trained(runs: pd.DataFrame) -> bool:
+    """Whether any run of the table trained (a profile at init has epochs 0)."""
+    return bool((pd.to_numeric(runs["epochs"], errors="coerce") > 0).any())
+
+
 def comparisons(
-    runs: pd.DataFrame,
-    layers: pd.DataFrame | None,
-    rng: np.random.Generator,
-    selected: pd.DataFrame | None = None,
+    runs: pd.DataFrame, rng: np.random.Generator, selected: pd.DataFrame | None = None
 ) -> pd.DataFrame:
     """All families (``FAMILIES``) on all metrics (``METRICS``) as one long table (``COLUMNS``).
 
-    Accuracy is read at each cell's selected lr (chance for diverged runs); gradient ratios at
-    init are deduplicated across lrs; the ``*_grad_ratio_final`` metrics (last probed step, at the
-    selected lr) are skipped when ``layers`` is None. Settings not held fixed are NaN.
-    ``p_holm`` adjusts ``p_welch`` (falling back to ``p_perm`` where Welch is undefined) within
-    each family; ``p_holm_perm`` adjusts ``p_perm``.
+    ``runs``: the per-run table of ``metrics.derive``. Trained metrics are read at each cell's
+    selected lr (accuracy: chance for diverged runs), init metrics deduplicated across lrs,
+    sweep metrics one per cell and seed; a table of profiles at init (epochs 0) gets the init
+    metrics only. Settings not held fixed are NaN. ``p_holm`` adjusts ``p_welch`` (falling back
+    to ``p_perm`` where Welch is undefined) within each family and metric; ``p_holm_perm``
+    adjusts ``p_perm``.
     """
-    selected = select_lr(summarize(runs)) if selected is None else selected
+    df = derive(runs)
+    selected = select_lr(summarize(df)) if selected is None else selected
     rows = []
     for metric in METRICS:
-        if metric.endswith("_final") and layers is None:
+        if kind(metric) != "init" and not trained(df):
             continue
-        values = seed_values(runs, metric, layers, selected)
+        values = seed_values(df, metric, selected)
         for family in FAMILIES:
             rows += family_rows(values, metric, family, rng)
     out = pd.DataFrame(rows, columns=[c for c in COLUMNS if not c.startswith("p_holm")])

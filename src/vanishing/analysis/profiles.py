@@ -13,22 +13,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from vanishing.analysis.metrics import as_bool, log10_positive
 from vanishing.analysis.stats import LEVEL, t_interval
 from vanishing.settings import CELL_KEYS
 
 RUN = ("cell", "lr", "seed")
-
-
-def log10_positive(x: pd.Series) -> pd.Series:
-    """log10 of x where x is positive and finite, else NaN."""
-    x = pd.to_numeric(x, errors="coerce").astype(float)
-    ok = np.isfinite(x) & (x > 0)
-    return np.log10(x.where(ok, 1.0)).where(ok)
-
-
-def as_bool(s: pd.Series) -> pd.Series:
-    """``residual``-style column as bool, whether read as bool or as text."""
-    return s.map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
+__all__ = ["as_bool", "log10_positive"]  # re-exported for the figures
 
 
 def _settings(df: pd.DataFrame) -> list[str]:
@@ -66,13 +56,33 @@ def init_profiles(layers: pd.DataFrame) -> pd.DataFrame:
     return _mean_over_seeds(per_seed, keys, "log10", "log10_grad_preact_rms")
 
 
-def gradient_flow(layers: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFrame:
-    """One row per (cell, step, layer) at the cell's selected lr: ``log10_grad_preact_rms``, mean
-    over seeds, and ``n_seeds``."""
+def flow(layers: pd.DataFrame, selected: pd.DataFrame, quantity: str) -> pd.DataFrame:
+    """One row per (cell, step, layer) at the cell's selected lr: ``log10_<quantity>``, the mean
+    over seeds of log10 of a per-layer quantity of layer_gradients.csv, and ``n_seeds``."""
     df = at_selected_lr(layers, selected)
-    df["log10"] = log10_positive(df["grad_preact_rms"])
+    df["log10"] = log10_positive(df[quantity])
     keys = [*_settings(df), "lr", "step", "layer"]
-    return _mean_over_seeds(df, keys, "log10", "log10_grad_preact_rms")
+    return _mean_over_seeds(df, keys, "log10", f"log10_{quantity}")
+
+
+def gradient_flow(layers: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFrame:
+    """``flow`` of ``grad_preact_rms``: ``log10_grad_preact_rms`` per (cell, step, layer)."""
+    return flow(layers, selected, "grad_preact_rms")
+
+
+def ratio_over_steps(layers: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFrame:
+    """One row per (cell, step) at the selected lr: ``abs_log10_grad_ratio``, the mean over seeds
+    of |log10(layer-1 / top grad_preact_rms)| (distance from balanced flow), and ``n_seeds``."""
+    df = at_selected_lr(layers, selected)
+    ends = df[(df["layer"] == 1) | (df["layer"] == df["depth"])].copy()
+    ends["end"] = np.where(ends["layer"] == 1, "first", "top")
+    keys = [*_settings(ends), "lr", "step"]
+    wide = ends.pivot_table(index=[*keys, "seed"], columns="end", values="grad_preact_rms",
+                            dropna=False).reset_index()  # fmt: skip
+    if "first" not in wide or "top" not in wide:
+        return pd.DataFrame(columns=[*keys, "abs_log10_grad_ratio", "n_seeds"])
+    wide["abs"] = log10_positive(wide["first"] / wide["top"]).abs().to_numpy()
+    return _mean_over_seeds(wide, keys, "abs", "abs_log10_grad_ratio")
 
 
 def saturation_profiles(layers: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFrame:

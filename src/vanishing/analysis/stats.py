@@ -28,15 +28,13 @@ from scipy import stats
 from statsmodels.stats.anova import anova_lm
 from statsmodels.stats.proportion import proportion_confint
 
+from vanishing.analysis.metrics import derive, kind
 from vanishing.settings import ARCH_AXES, CELL_KEYS, COLUMNS, INIT_KEYS
 
 SUMMARY_METRICS = (
     "final_test_accuracy", "final_val_accuracy", "final_train_loss", "log10_grad_ratio_init",
-)  # fmt: skip
-INIT_METRICS = ("log10_grad_ratio_init", "abs_log10_grad_ratio_init")
-FINAL_METRICS = (
-    "final_test_accuracy", "final_val_accuracy", "final_train_loss",
-    "log10_grad_ratio_final", "abs_log10_grad_ratio_final",
+    "log10_grad_ratio_final", "log10_distance_ratio_final", "unchanged_layer1_final",
+    "reset_drop", "saturation_init", "saturation_final",
 )  # fmt: skip
 LEVEL = 0.95
 
@@ -60,25 +58,6 @@ def t_interval(x, level: float = LEVEL) -> tuple[float, float, float, float]:
     return mean, sd, mean - half, mean + half
 
 
-def with_derived(runs: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``runs`` with chance accuracy for diverged runs and the log10 gradient ratios.
-
-    Adds ``log10_grad_ratio_init`` and ``abs_log10_grad_ratio_init`` (NaN where the ratio is not
-    positive and finite); ``residual`` and ``diverged`` are coerced to bool.
-    """
-    out = runs.copy()
-    for col in ("residual", "diverged"):
-        out[col] = out[col].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
-    chance = 1.0 / out["n_classes"].astype(float)
-    for col in ("final_test_accuracy", "final_val_accuracy"):
-        out[col] = out[col].astype(float).where(~out["diverged"], chance)
-    ratio = out["grad_ratio_init"].astype(float)
-    ok = np.isfinite(ratio) & (ratio > 0)
-    out["log10_grad_ratio_init"] = np.log10(ratio.where(ok, 1.0)).where(ok)
-    out["abs_log10_grad_ratio_init"] = out["log10_grad_ratio_init"].abs()
-    return out
-
-
 def summarize(runs: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     """One row per (cell, lr): seeds, metric means with t-intervals, and the divergence rate.
 
@@ -95,7 +74,7 @@ def summarize(runs: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     Keeps every setting column, ``cell``, ``init_scheme`` and ``n_classes``, and marks the
     row ``select_lr`` picks for its cell in a bool column ``selected``.
     """
-    df = with_derived(runs)
+    df = derive(runs)
     rows = []
     for (_, _), g in df.groupby(["cell", "lr"], sort=True):
         row = {k: g[k].iloc[0] for k in (*COLUMNS, "cell", "init_scheme", "n_classes")}
@@ -144,56 +123,41 @@ def select_lr(summary: pd.DataFrame) -> pd.DataFrame:
     return chosen
 
 
-def final_grad_ratio(layers: pd.DataFrame) -> pd.DataFrame:
-    """Per run (cell, lr, seed): ``log10_grad_ratio_final``, layer 1 over layer ``depth`` of
-    ``grad_preact_rms`` at the run's last probed step (NaN if not positive and finite)."""
-    last = layers[layers["step"] == layers.groupby(["cell", "lr", "seed"])["step"].transform("max")]
-    keys = ["cell", "lr", "seed"]
-    first = last[last["layer"] == 1].set_index(keys)["grad_preact_rms"]
-    top = last[last["layer"] == last["depth"]].set_index(keys)["grad_preact_rms"]
-    ratio = (first / top).astype(float)
-    ok = np.isfinite(ratio) & (ratio > 0)
-    out = np.log10(ratio.where(ok, 1.0)).where(ok).rename("log10_grad_ratio_final").reset_index()
-    out["abs_log10_grad_ratio_final"] = out["log10_grad_ratio_final"].abs()
-    return out
-
-
 def unit_keys(metric: str) -> tuple[str, ...]:
-    """The settings that identify one seed-level value of ``metric``."""
-    return INIT_KEYS if metric in INIT_METRICS else CELL_KEYS
+    """The settings that identify one seed-level value of ``metric``: ``INIT_KEYS`` for a
+    metric of step 0, every cell setting otherwise."""
+    return INIT_KEYS if kind(metric) == "init" else CELL_KEYS
 
 
 def seed_values(
-    runs: pd.DataFrame,
-    metric: str,
-    layers: pd.DataFrame | None = None,
-    selected: pd.DataFrame | None = None,
+    runs: pd.DataFrame, metric: str, selected: pd.DataFrame | None = None
 ) -> pd.DataFrame:
     """One row per (unit, seed) with the metric in ``value``; units are given by ``unit_keys``.
 
-    Init metrics (``INIT_METRICS``) are averaged over runs that share ``INIT_KEYS`` and seed (the
-    same network at step 0, trained with different lrs); settings outside ``INIT_KEYS`` are kept
-    where they agree and NaN otherwise. Other metrics are the runs at each cell's selected lr;
-    the final gradient ratios need ``layers``. ``selected`` (``select_lr``'s table) saves
-    recomputing the selection. Carries ``init_scheme`` along.
+    ``runs``: the per-run table of ``metrics.derive`` (raw runs.csv is derived here, without
+    the metrics that need layers or curves). By the metric's kind (``metrics.METRICS``): init
+    metrics are averaged over runs that share ``INIT_KEYS`` and seed (the same network at
+    step 0, trained with different lrs; settings outside ``INIT_KEYS`` are kept where they agree
+    and NaN otherwise); trained metrics are the runs at each cell's selected lr (``selected``,
+    ``select_lr``'s table, saves recomputing it); sweep metrics are one value per cell and seed.
+    Carries ``init_scheme`` along.
     """
-    df = with_derived(runs)
-    if metric in INIT_METRICS:
+    df = derive(runs)
+    k = kind(metric)
+    if k == "init":
         keys = [*INIT_KEYS, "seed"]
         g = df.groupby(keys, sort=True, dropna=False)
         out = g[metric].mean().rename("value").reset_index()
         rest = [c for c in (*CELL_KEYS, "init_scheme") if c not in keys]
         same = g[rest].agg(lambda s: s.iloc[0] if s.nunique(dropna=False) == 1 else np.nan)
         return out.merge(same.reset_index(), on=keys)[[*CELL_KEYS, "init_scheme", "seed", "value"]]
-    if metric not in FINAL_METRICS:
-        raise ValueError(f"unknown metric {metric!r}")
-    chosen = select_lr(summarize(runs)) if selected is None else selected
-    df = df.merge(chosen[["cell", "lr"]], on=["cell", "lr"])
-    if metric.endswith("grad_ratio_final"):
-        if layers is None:
-            raise ValueError(f"{metric} needs the layer_gradients table")
-        df = df.merge(final_grad_ratio(layers), on=["cell", "lr", "seed"], how="left")
-    out = df[[*CELL_KEYS, "init_scheme", "lr", "seed", metric]].rename(columns={metric: "value"})
+    if k == "sweep":
+        df = df.drop_duplicates(["cell", "seed"]).assign(lr=np.nan)
+    else:
+        chosen = select_lr(summarize(df)) if selected is None else selected
+        df = df.merge(chosen[["cell", "lr"]], on=["cell", "lr"])
+    keep = [*CELL_KEYS, "cell", "init_scheme", "lr", "seed", metric]
+    out = df[keep].rename(columns={metric: "value"})
     return out.sort_values([*CELL_KEYS, "seed"]).reset_index(drop=True)
 
 
@@ -231,19 +195,23 @@ def depth_slopes(runs: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
 
 
 ANOVA_COLUMNS = ("metric", "term", "df", "sum_sq", "F", "p_value", "partial_eta_sq", "n_obs")
-# The architecture axes, as model terms: depth doubles along the grid, so it enters as log2.
-FACTORS = {k: "np.log2(depth)" if k == "depth" else f"C({k})" for k in ARCH_AXES}
+# The architecture axes, as model terms (depth: see ``depth_term``).
+FACTORS = {k: f"C({k})" for k in ARCH_AXES if k != "depth"}
 
 
-def factorial_anova(
-    runs: pd.DataFrame, metric: str, layers: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """Type II ANOVA of a seed-level metric on activation, log2 depth, norm and residual.
+def depth_term(metric: str) -> str:
+    """Depth enters linearly for the log gradient ratios (exponential decay is a straight line
+    in depth) and as log2 depth for the other metrics (the grid doubles depth)."""
+    return "depth" if "log10_grad_ratio" in metric else "np.log2(depth)"
 
-    The OLS model has the four main effects and all their two-way interactions; the three- and
-    four-way interactions are left out because with 3-5 seeds per cell they would spend most of
-    the residual degrees of freedom on effects nobody can interpret. Depth enters as
-    ``np.log2(depth)`` (one slope, since the grid doubles depth). A factor with a single level
+
+def factorial_anova(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Type II ANOVA of a seed-level metric on activation, depth, norm and residual.
+
+    ``runs``: the per-run table of ``metrics.derive``. The OLS model has the four main effects
+    and all their two-way interactions; the three- and four-way interactions are left out because
+    with 3-5 seeds per cell they would spend most of the residual degrees of freedom on effects
+    nobody can interpret. Depth enters as one slope (``depth_term``). A factor with a single level
     in the data is dropped, and so is a term aliased by earlier ones (a grid without some
     combinations); other settings that vary (data, width, init, ...) enter as main effects only,
     as blocks. Rows: one per term plus ``Residual``, with ``partial_eta_sq =
@@ -254,13 +222,14 @@ def factorial_anova(
     rough; read its partial eta squared as a description, not a test. ``log10_grad_ratio_init``
     (deduplicated across lrs) is unbounded and close to linear in depth, and suits the model.
     """
-    v = seed_values(runs, metric, layers).dropna(subset=["value"]).copy()
+    v = seed_values(runs, metric).dropna(subset=["value"]).copy()
     keys = unit_keys(metric)
-    factors = [FACTORS[k] for k in FACTORS if v[k].nunique() > 1]
+    terms = {**FACTORS, "depth": depth_term(metric)}
+    factors = [terms[k] for k in ARCH_AXES if v[k].nunique() > 1]
     empty = pd.DataFrame(columns=[*ANOVA_COLUMNS, "formula"])
     if not factors:
         return empty
-    for k in ("residual", *(k for k in keys if k not in FACTORS)):
+    for k in ("residual", *(k for k in keys if k not in ARCH_AXES)):
         v[k] = v[k].astype(str)  # NaN settings (momentum under adam) become a level, not a drop
     pairs = [f"{a}:{b}" for a, b in combinations(factors, 2)]
     formula = "value ~ " + " + ".join(_estimable(v, [*factors, *pairs, *_blocks(v, keys)]))
@@ -300,7 +269,7 @@ def _blocks(v: pd.DataFrame, keys: Sequence[str]) -> list[str]:
     blocks, seen = [], set()
     for k in keys:
         codes = tuple(pd.factorize(v[k])[0])
-        if k not in FACTORS and len(set(codes)) > 1 and codes not in seen:
+        if k not in ARCH_AXES and len(set(codes)) > 1 and codes not in seen:
             seen.add(codes)
             blocks.append(f"C({k})")
     return blocks

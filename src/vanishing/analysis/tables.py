@@ -1,11 +1,13 @@
 """Every statistics table of a study, built in one function, and the one reader of tables.
 
-``build_tables`` turns the aggregated tables (runs, layer gradients, probe inputs) into every
-statistics table by name (``outputs.STATS_TABLES``): summaries, the lr selection, comparisons,
-ANOVA, depth slopes and the mean-field theory tables. ``write_tables`` writes each as CSV (the
-source every other tool reads), Markdown (for reading on GitHub) and, for the tables in
-``outputs.TEX``, LaTeX (booktabs, three significant digits, constant columns moved into the
-caption). ``read_tables`` is how statistics, figures and findings read them back.
+``build_tables`` turns the aggregated tables (runs, layer gradients, curves, probe inputs) into
+every statistics table by name (``outputs.STATS_TABLES``), within each sub-grid: summaries, the
+lr selection, comparisons, ANOVA, depth slopes, decay shapes, the float32 floor, within-cell
+tests, associations, times to events, divergence and the mean-field theory tables.
+``write_tables`` writes each as CSV (the source every other tool reads), Markdown (for reading
+on GitHub) and, for the tables in ``outputs.TEX``, LaTeX (booktabs, three significant digits,
+constant columns moved into the caption). ``read_tables`` is how statistics, figures and
+findings read them back.
 """
 
 from __future__ import annotations
@@ -15,9 +17,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vanishing.analysis.comparisons import comparisons
+from vanishing.analysis.cells import associations, cell_tests, floor_table
+from vanishing.analysis.comparisons import comparisons, trained
+from vanishing.analysis.decay import decay_fits
+from vanishing.analysis.events import divergence, survival, survival_curves
+from vanishing.analysis.metrics import TARGET_ACCURACY, derive
 from vanishing.analysis.stats import depth_slopes, factorial_anova, select_lr, summarize
 from vanishing.analysis.theory import PROFILE_COLUMNS, TABLE_COLUMNS, theory_profiles, theory_table
+from vanishing.config import MAIN
 from vanishing.outputs import STATS_TABLES, TEX
 
 ANOVA_METRICS = ("log10_grad_ratio_init", "final_test_accuracy")
@@ -36,25 +43,52 @@ def read_tables(tables_dir: Path, names) -> dict[str, pd.DataFrame | None]:
     return out
 
 
-def build_tables(
+def grid_names(runs: pd.DataFrame) -> list[str]:
+    """The study's sub-grids, in order of first appearance (``grids`` holds a run's, spaced)."""
+    if "grids" not in runs:
+        return [MAIN]
+    return list(dict.fromkeys(g for gs in runs["grids"].astype(str) for g in gs.split()))
+
+
+def in_grid(table: pd.DataFrame | None, runs: pd.DataFrame, grid: str) -> pd.DataFrame | None:
+    """The rows of ``table`` (keyed by ``cell``) whose cell belongs to sub-grid ``grid``."""
+    if table is None:
+        return None
+    if "grids" not in runs:
+        return table
+    cells = runs.loc[runs["grids"].astype(str).str.split().map(lambda gs: grid in gs), "cell"]
+    return table[table["cell"].isin(set(cells))]
+
+
+def grid_tables(
     runs: pd.DataFrame,
     layers: pd.DataFrame | None,
+    curves: pd.DataFrame | None,
     probe_inputs: pd.DataFrame | None,
     rng: np.random.Generator,
+    target: float = TARGET_ACCURACY,
 ) -> dict[str, pd.DataFrame]:
-    """Every statistics table by name, in ``STATS_TABLES`` order. The theory tables need
-    ``layers`` and ``probe_inputs``; without them they are empty."""
-    summary = summarize(runs)
+    """The statistics tables of one sub-grid's runs (every table of ``STATS_TABLES`` but
+    ``run_metrics``)."""
+    df = derive(runs, layers, curves, target)
+    summary = summarize(df)
     selected = select_lr(summary)
-    anova = [factorial_anova(runs, m, layers) for m in ANOVA_METRICS]
+    anova = [factorial_anova(df, m) for m in ANOVA_METRICS]
     anova = [a for a in anova if len(a)] or anova[:1]
     have_theory = layers is not None and probe_inputs is not None
-    tables = {
+    return {
         "summary": summary,
         "selected": selected,
-        "comparisons": comparisons(runs, layers, rng, selected),
+        "comparisons": comparisons(df, rng, selected),
         "anova": pd.concat(anova, ignore_index=True),
-        "depth_slopes": depth_slopes(runs),
+        "depth_slopes": depth_slopes(df),
+        "decay_fits": decay_fits(df),
+        "underflow": floor_table(df),
+        "cell_tests": cell_tests(df, selected) if trained(df) else pd.DataFrame(),
+        "associations": associations(df, selected) if trained(df) else pd.DataFrame(),
+        "survival": survival(df, selected),
+        "survival_curves": survival_curves(df, selected),
+        "divergence": divergence(df),
         "theory": (
             theory_table(runs, layers, probe_inputs)
             if have_theory
@@ -66,7 +100,34 @@ def build_tables(
             else pd.DataFrame(columns=PROFILE_COLUMNS)
         ),
     }
-    return {name: tables[name] for name in STATS_TABLES}
+
+
+def build_tables(
+    runs: pd.DataFrame,
+    layers: pd.DataFrame | None,
+    curves: pd.DataFrame | None,
+    probe_inputs: pd.DataFrame | None,
+    rng: np.random.Generator,
+    target: float = TARGET_ACCURACY,
+) -> dict[str, pd.DataFrame]:
+    """Every statistics table by name, in ``STATS_TABLES`` order: ``run_metrics`` (every run
+    with its derived metrics), and the others computed within each sub-grid, with a ``grid``
+    column first. ``layers``, ``curves`` and ``probe_inputs`` may be None: the metrics and
+    tables that need them are then empty."""
+    parts: dict[str, list[pd.DataFrame]] = {name: [] for name in STATS_TABLES}
+    for grid in grid_names(runs):
+        sub = in_grid(runs, runs, grid)
+        tables = grid_tables(
+            sub, in_grid(layers, runs, grid), in_grid(curves, runs, grid),
+            in_grid(probe_inputs, runs, grid), rng, target,
+        )  # fmt: skip
+        for name, df in tables.items():
+            parts[name].append(df.assign(grid=grid)[["grid", *df.columns]])
+    out = {"run_metrics": derive(runs, layers, curves, target)}
+    for name in STATS_TABLES[1:]:
+        frames = [f for f in parts[name] if len(f.columns) > 1]
+        out[name] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return {name: out[name] for name in STATS_TABLES}
 
 
 def to_markdown(df: pd.DataFrame) -> str:
@@ -111,7 +172,9 @@ def write_tables(
     layers: pd.DataFrame | None,
     out_dir: Path,
     probe_inputs: pd.DataFrame | None = None,
+    curves: pd.DataFrame | None = None,
     seed: int = 0,
+    target: float = TARGET_ACCURACY,
 ) -> list[Path]:
     """Write ``{name}.csv`` and ``{name}.md`` for every table of ``build_tables``, and
     ``{name}.tex`` for those in ``TEX``; return the paths.
@@ -121,7 +184,7 @@ def write_tables(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tables = build_tables(runs, layers, probe_inputs, np.random.default_rng(seed))
+    tables = build_tables(runs, layers, curves, probe_inputs, np.random.default_rng(seed), target)
     paths = []
     for name, df in tables.items():
         paths.append(out_dir / f"{name}.csv")

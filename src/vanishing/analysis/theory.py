@@ -52,6 +52,7 @@ GROUP = tuple("init_scheme" if k == "init" else k for k in INIT_KEYS)
 THEORY = {"none": "mean-field", "batch": "batchnorm-yang2019", "layer": "layernorm"}
 STATS_COLUMNS = (
     "n_seeds",
+    "ceiling_slope",
     "predicted_slope",
     "measured_slope",
     "measured_slope_ci_low",
@@ -232,6 +233,15 @@ def predicted_slope(*args, **kwargs) -> float:
     return fit_slope(np.arange(1, len(profile) + 1), profile)
 
 
+def ceiling_slope(activation: str, init_scheme: str, width: int) -> float:
+    """The per-layer slope a plain net would have if every unit sat where phi' is largest:
+    -0.5 log10(sigma_w2 * max_slope^2) (square layers). Nothing saturated, only the activation's
+    largest slope: sigmoid's 1/4 under Xavier init gives +0.602 decades per layer by itself."""
+    scheme = resolve_init(init_scheme, activation)
+    top = activations.get(activation).max_slope
+    return float(-0.5 * np.log10(sigma_w2(scheme, width, width) * top**2))
+
+
 def fit_slope(layer, log10_rms) -> float:
     """Least-squares slope of log10 grad_preact_rms against layer (finite points only; NaN if < 2).
 
@@ -300,6 +310,13 @@ def _relative_error(measured: float, predicted: float) -> float:
     return (measured - predicted) / abs(predicted)
 
 
+def _ceiling(group: dict) -> float:
+    """``ceiling_slope`` for a plain group (no norm, no skip); NaN for the others."""
+    if group["norm"] != "none" or str(group["residual"]).lower() == "true":
+        return float("nan")
+    return ceiling_slope(group["activation"], group["init_scheme"], int(group["width"]))
+
+
 def theory_table(
     runs: pd.DataFrame, layers: pd.DataFrame, probe_inputs: pd.DataFrame
 ) -> pd.DataFrame:
@@ -326,6 +343,7 @@ def theory_table(
             {
                 **dict(zip(GROUP, key, strict=True)),
                 "n_seeds": int(s.notna().sum()),
+                "ceiling_slope": _ceiling(dict(zip(GROUP, key, strict=True))),
                 "predicted_slope": pred,
                 "measured_slope": mean,
                 "measured_slope_ci_low": low,

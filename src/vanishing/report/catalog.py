@@ -1,23 +1,29 @@
-"""The registry of figures: each figure's name, its place in the report and the tables it reads.
+"""The registry of figures: each figure's name, its place in the report, the tables it reads and
+the sub-grid it draws.
 
 Light on purpose (no matplotlib): the Snakefile reads it to name the figure outputs and their
 report entries, so no figure name is typed twice. Figure ``name`` is drawn by ``plot_<name>`` in
-``vanishing.report.figures`` or ``vanishing.report.figures_gradients`` (called with the tables
-named here, in this order) and captioned by ``workflow/report/<name>.rst``; a test checks that
-each entry has both. Adding a figure is one entry here, its plot function and its caption.
+one of ``report.figures``'s modules (called with the tables named here, in this order, each
+restricted to the first of ``grids`` the study has) and captioned by
+``workflow/report/<name>.rst``; a test checks that each entry has both. Adding a figure is one
+entry here, its plot function and its caption.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+OVERVIEW, CLAIMS = "Overview", "Claims"
+
 
 @dataclass(frozen=True)
 class FigureSpec:
     name: str
     category: str  # the report's section
+    subcategory: str  # within it: a topic, or the claim the figure shows the evidence of
     tables: tuple[str, ...]  # what plot_<name> takes, by table name
-    subcategory: str = ""
+    grids: tuple[str, ...] = ("main",)  # the sub-grid it draws: the first of these the study has
+    varies: tuple[str, ...] = ()  # settings besides the four axes the figure shows side by side
 
     @property
     def caption(self) -> str:
@@ -26,14 +32,36 @@ class FigureSpec:
 
 
 FIGURES: tuple[FigureSpec, ...] = (
-    FigureSpec("trainability", "Trainability", ("selected",)),
-    FigureSpec("gradient_profile_init", "Gradient flow", ("layer_gradients",)),
-    FigureSpec("grad_ratio_init", "Gradient flow", ("selected",)),
-    FigureSpec("lr_sweep", "Trainability", ("summary",)),
-    FigureSpec("training_curves", "Trainability", ("curves", "selected")),
-    FigureSpec("gradient_flow_heatmap", "Gradient flow", ("layer_gradients", "selected")),
-    FigureSpec("saturation", "Gradient flow", ("layer_gradients", "selected")),
-    FigureSpec("theory_overlay", "Theory", ("theory_profiles",)),
-)
-NAMES = tuple(f.name for f in FIGURES)
-TABLES = tuple(dict.fromkeys(t for f in FIGURES for t in f.tables))  # every table a figure reads
+    FigureSpec("trainability", OVERVIEW, "Trainability", ("selected",)),
+    FigureSpec("lr_sweep", OVERVIEW, "Trainability", ("summary",)),
+    FigureSpec("training_curves", OVERVIEW, "Trainability", ("curves", "selected")),
+    FigureSpec("gradient_profile_init", OVERVIEW, "Gradient flow", ("layer_gradients",)),
+    FigureSpec("grad_ratio_init", OVERVIEW, "Gradient flow", ("selected",)),
+    FigureSpec("gradient_flow_heatmap", OVERVIEW, "Gradient flow",
+               ("layer_gradients", "selected")),
+    FigureSpec("saturation", OVERVIEW, "Gradient flow", ("layer_gradients", "selected")),
+    FigureSpec("theory_overlay", OVERVIEW, "Theory", ("theory_profiles",), ("profile", "main")),
+    FigureSpec("decay_shapes", CLAIMS, "1. Exponential decay", ("run_metrics", "decay_fits"),
+               ("profile", "main")),
+    FigureSpec("update_ledger", CLAIMS, "2. Updates of the lower layers",
+               ("layer_gradients", "selected")),
+    FigureSpec("layer_reset", CLAIMS, "3. Poor learning", ("selected",)),
+    FigureSpec("saturation_mechanism", CLAIMS, "4. Saturation", ("theory", "selected"),
+               ("matched_init", "main"), ("init",)),
+    FigureSpec("deep_profiles", CLAIMS, "5. Hundreds of layers", ("layer_gradients",),
+               ("profile", "deep", "main")),
+    FigureSpec("activations_matched", CLAIMS, "6. ReLU", ("selected",),
+               ("matched_init", "main"), ("init",)),
+    FigureSpec("lr_window", CLAIMS, "7. Batch norm stabilises", ("summary",)),
+    FigureSpec("steps_to_target", CLAIMS, "8. Batch norm accelerates", ("survival_curves",)),
+    FigureSpec("bn_flow", CLAIMS, "9. Batch norm and gradient flow",
+               ("layer_gradients", "selected")),
+    FigureSpec("residual_deep", CLAIMS, "10. Residual connections", ("selected",),
+               ("deep", "main")),
+    FigureSpec("theory_slopes", CLAIMS, "11. Mean-field theory", ("theory",),
+               ("profile", "main")),
+)  # fmt: skip
+BY_NAME = {f.name: f for f in FIGURES}
+NAMES = tuple(BY_NAME)
+# every table a figure reads, and run_metrics, which says which sub-grids each cell is in
+TABLES = tuple(dict.fromkeys(("run_metrics", *(t for f in FIGURES for t in f.tables))))

@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 
 from vanishing.analysis import profiles
 from vanishing.analysis.tables import read_tables
-from vanishing.report import catalog, figures_gradients
+from vanishing.report import catalog, figures_claims, figures_gradients, figures_remedies
 from vanishing.report.plotting import (
     ACTIVATIONS,
     AXES,
@@ -46,6 +46,7 @@ from vanishing.report.plotting import (
     variant_label,
     variant_style,
 )
+from vanishing.settings import BY_NAME
 
 
 @_styled
@@ -162,53 +163,103 @@ def plot_training_curves(curves: pd.DataFrame, selected: pd.DataFrame) -> Figure
 
 
 def plot_function(name: str):
-    """``plot_<name>`` of this module or of ``figures_gradients``."""
-    fn = globals().get(f"plot_{name}") or getattr(figures_gradients, f"plot_{name}", None)
-    if fn is None:
-        raise KeyError(f"figure {name!r} has no plot_{name} function")
-    return fn
+    """``plot_<name>`` of this module, ``figures_gradients``, ``figures_claims`` or
+    ``figures_remedies``."""
+    for module in (figures_gradients, figures_claims, figures_remedies):
+        if hasattr(module, f"plot_{name}"):
+            return getattr(module, f"plot_{name}")
+    if f"plot_{name}" in globals():
+        return globals()[f"plot_{name}"]
+    raise KeyError(f"figure {name!r} has no plot_{name} function")
 
 
-def restrict(tables: dict[str, pd.DataFrame | None]) -> tuple[dict, str]:
-    """Keep one value of each setting outside activation x depth x norm x residual that varies
-    (the commonest combination in ``selected``), so a panel never mixes, e.g., two widths.
+def grid_of(tables: dict[str, pd.DataFrame | None], preferred) -> tuple[str | None, list[str]]:
+    """(the first of ``preferred`` sub-grids the study has, else its first; every sub-grid)."""
+    runs = tables.get("run_metrics")
+    if runs is not None and "grids" in runs:
+        present = list(dict.fromkeys(g for gs in runs["grids"].astype(str) for g in gs.split()))
+    else:
+        present = list(dict.fromkeys(g for t in tables.values() if t is not None and "grid" in t
+                                     for g in t["grid"].astype(str)))  # fmt: skip
+    if not present:
+        return None, []
+    return next((g for g in preferred if g in present), present[0]), present
+
+
+def in_grid(tables: dict[str, pd.DataFrame | None], names, grid: str | None) -> dict:
+    """The tables ``names``, each restricted to sub-grid ``grid``: by its ``grid`` column, or
+    (the raw per-run tables) by the cells that belong to it."""
+    runs = tables.get("run_metrics")
+    cells = None
+    if grid is not None and runs is not None and "grids" in runs:
+        member = runs["grids"].astype(str).str.split().map(lambda gs: grid in gs)
+        cells = set(runs.loc[member, "cell"])
+    out = {}
+    for name in names:
+        df = tables.get(name)
+        if df is not None and grid is not None and "grid" in df:
+            df = df[df["grid"].astype(str) == grid]
+        elif df is not None and cells is not None and "cell" in df:
+            df = df[df["cell"].isin(cells)]
+        out[name] = df
+    return out
+
+
+def restrict(tables: dict[str, pd.DataFrame | None], varies=()) -> tuple[dict, str]:
+    """Keep one value of each setting outside the four axes (and ``varies``) that varies (the
+    commonest combination in the first non-empty table), so a panel never mixes, e.g., two
+    widths. A setting that applies only with another (``residual_scale`` with ``residual``) is
+    restricted among those rows only.
 
     Returns the filtered tables and a note naming what was kept ("" when nothing varies).
     """
-    ref = next(
-        (tables[n] for n in ("selected", "summary", "layer_gradients") if tables[n] is not None),
-        None,
-    )
-    if ref is None or ref.empty:
+    ref = next((t for t in tables.values() if t is not None and len(t)), None)
+    if ref is None:
         return tables, ""
-    varying = [k for k in OTHER_KEYS if k in ref.columns and ref[k].nunique(dropna=False) > 1]
-    if not varying:
+    keep = {}
+    for k in OTHER_KEYS:
+        if k in varies or k not in ref.columns:
+            continue
+        rows = ref
+        only = BY_NAME[k].only_if
+        if only and only in ref.columns:
+            rows = ref[profiles.as_bool(ref[only])]
+        if rows[k].nunique(dropna=False) > 1:
+            keep[k] = rows[k].astype(str).value_counts().idxmax()
+    if not keep:
         return tables, ""
-    combo = ref.groupby(varying, dropna=False).size().idxmax()
-    keep = dict(zip(varying, combo if len(varying) > 1 else (combo,), strict=True))
     out = {}
     for name, df in tables.items():
         if df is not None:
             for k, v in keep.items():
-                if k in df.columns:
-                    df = df[df[k].isna()] if pd.isna(v) else df[df[k] == v]
+                if k not in df.columns:
+                    continue
+                match = df[k].astype(str) == v
+                only = BY_NAME[k].only_if
+                if only and only in df.columns:
+                    match |= ~profiles.as_bool(df[only])
+                df = df[match]
         out[name] = df
     note = "shown: " + ", ".join(f"{k}={v}" for k, v in keep.items()) + " (others in the tables)"
     return out, note
 
 
 def build_figures(tables: dict[str, pd.DataFrame | None]) -> dict[str, Figure]:
-    """Every figure of the catalog by name, from tables by name (None: missing); a figure whose
-    tables are missing or insufficient is a ``placeholder`` (its label is ``placeholder``)."""
-    tables, note = restrict({name: tables.get(name) for name in catalog.TABLES})
+    """Every figure of the catalog by name, from tables by name (None: missing), each drawn from
+    its sub-grid (``FigureSpec.grids``); a figure whose tables are missing or insufficient is a
+    ``placeholder`` (its label is ``placeholder``)."""
     figs = {}
     for spec in catalog.FIGURES:
         name = spec.name
-        missing = [f"{n}.csv" for n in spec.tables if tables[n] is None]
+        grid, present = grid_of(tables, spec.grids)
+        chosen, note = restrict(in_grid(tables, spec.tables, grid), spec.varies)
+        if grid is not None and len(present) > 1:
+            note = f"sub-grid {grid}" + (f"; {note}" if note else "")
+        missing = [f"{n}.csv" for n in spec.tables if chosen[n] is None]
         try:
             if missing:
                 raise MissingData(f"missing {', '.join(missing)} (run `vanishing stats` first?)")
-            figs[name] = plot_function(name)(*(tables[n] for n in spec.tables))
+            figs[name] = plot_function(name)(*(chosen[n] for n in spec.tables))
             if note:
                 figs[name].suptitle(f"{figs[name].get_suptitle()}\n{note}")
         except MissingData as e:
@@ -218,8 +269,7 @@ def build_figures(tables: dict[str, pd.DataFrame | None]) -> dict[str, Figure]:
 
 def write_all(tables_dir: Path, out_dir: Path) -> list[Path]:
     """Write every figure as ``{name}.png`` and ``{name}.pdf`` into out_dir, from the tables in
-    tables_dir (``layer_gradients``, ``curves``, ``summary``, ``selected``,
-    ``theory_profiles``); return the paths, two per catalog entry, in catalog order."""
+    tables_dir (``catalog.TABLES``); return the paths, two per catalog entry, in catalog order."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -22,6 +22,7 @@ from vanishing.report.plotting import (
     AXES,
     MissingData,
     _depth_lines,
+    _edges,
     _facets,
     _label,
     _legend,
@@ -62,15 +63,6 @@ def plot_gradient_profile_init(layers: pd.DataFrame) -> Figure:
     _legend(fig, {str(d): dict(color=c, marker=".") for d, c in colors.items()}, "depth")
     fig.suptitle("Gradient per layer at initialisation (step 0, mean over seeds of log10)")
     return fig
-
-
-def _edges(centres: np.ndarray) -> np.ndarray:
-    """Cell edges (n + 1,) around sorted centres (n,): midpoints, ends mirrored; +-0.5 for one."""
-    c = np.asarray(centres, dtype=float)
-    if len(c) == 1:
-        return np.array([c[0] - 0.5, c[0] + 0.5])
-    mid = (c[1:] + c[:-1]) / 2
-    return np.concatenate([[2 * c[0] - mid[0]], mid, [2 * c[-1] - mid[-1]]])
 
 
 def _contrast_cells(df: pd.DataFrame) -> list[tuple[str, str, bool]]:

@@ -212,6 +212,15 @@ def _depth_lines(df: pd.DataFrame, x: str, y: str):
     return fig, axes, acts, variants, colors, drawn
 
 
+def _edges(centres: np.ndarray) -> np.ndarray:
+    """Cell edges (n + 1,) around sorted centres (n,): midpoints, ends mirrored; +-0.5 for one."""
+    c = np.asarray(centres, dtype=float)
+    if len(c) == 1:
+        return np.array([c[0] - 0.5, c[0] + 0.5])
+    mid = (c[1:] + c[:-1]) / 2
+    return np.concatenate([[2 * c[0] - mid[0]], mid, [2 * c[-1] - mid[-1]]])
+
+
 def _depth_colors(depths) -> dict:
     """Depth -> colour on a sequential scale (light: shallow, dark: deep)."""
     return dict(zip(depths, sns.color_palette("crest", len(depths)), strict=True))

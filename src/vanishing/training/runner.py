@@ -81,7 +81,8 @@ def cell_tables(cell: Cell, splits: Splits, module, fit_seconds: float):
     runs_df = pd.DataFrame(runs)
     runs_df["diverged_step"] = runs_df["diverged_step"].astype("Int64")
     runs_df["reset_layers"] = runs_df["reset_layers"].astype(int)
-    return runs_df, pd.DataFrame(layers), pd.DataFrame(curve_rows)
+    curve_columns = [*settings[0], "epoch", "step", "train_loss", "val_accuracy"]
+    return runs_df, pd.DataFrame(layers), pd.DataFrame(curve_rows, columns=curve_columns)
 
 
 def probe_inputs(cell_name: str, splits: Splits) -> pd.DataFrame:
@@ -147,7 +148,7 @@ def train_cell(cell: Cell, cell_dir: Path, tracking: dict, accelerator: str) -> 
         for r, run_id in enumerate(run_ids):
             seed, lr = replicas[r]["seed"], replicas[r]["lr"]
             sel = (layers["seed"] == seed) & (layers["lr"] == lr)
-            csel = (curves["seed"] == seed) & (curves["lr"] == lr) if len(curves) else []
+            csel = (curves["seed"] == seed) & (curves["lr"] == lr)
             mlflow_runs.log(
                 run_id, run_metrics(runs.iloc[r], layers[sel], curves[csel], cell.model.depth)
             )
