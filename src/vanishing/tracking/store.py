@@ -4,8 +4,9 @@ Lightning's MLFlowLogger maps one Trainer to one run; a batched cell trains many
 Trainer, so runs are written with ``MlflowClient`` directly, in few large ``log_batch`` calls
 (each call is a round trip that costs 10-250 ms against SQLite when jobs run side by side).
 
-A rerun of a cell first deletes the runs an earlier, unfinished attempt left for it, so every
-(cell, lr, seed) has exactly one FINISHED run.
+A rerun of a cell first marks the runs an earlier, unfinished attempt left for it FAILED (a
+killed job leaves them RUNNING) and deletes them, so every (cell, lr, seed) has exactly one
+FINISHED run and no run stays RUNNING, not even among the deleted ones.
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ class CellRuns:
         self.pending_params: dict[str, list[Param]] = {}
 
     def start(self, cell: str, settings: list[dict], params: dict) -> list[str]:
-        """Delete runs left by an earlier attempt at ``cell``, then create one run per replica,
+        """Mark FAILED and delete the runs an earlier attempt at ``cell`` left (RUNNING ones,
+        when that attempt was killed), then create one run per replica,
         tagged with every setting (so the UI can filter runs while they train). The settings,
         seed and ``params`` become the run's params in its first ``log`` call."""
         stale = self.client.search_runs(
@@ -107,6 +109,8 @@ class CellRuns:
             max_results=10000,
         )
         for run in stale:
+            if run.info.status == RunStatus.to_string(RunStatus.RUNNING):
+                self.finish(run.info.run_id, ok=False)
             self.client.delete_run(run.info.run_id)
         ids = []
         for s in settings:
