@@ -16,8 +16,12 @@ $(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/activate
 	$(BIN)/python -m pip install $(PIP_FLAGS) -c requirements.lock -e '.[test,slurm]'
 	touch $@
 
+# make study CONFIG=my.yaml DIR=studies/my: another config, in its own working directory. After a
+# crash (kill -9, power loss) the same command continues; a second one in the same DIR refuses.
+CONFIG ?=
+DIR ?= .
 study: $(VENV)/.installed
-	$(BIN)/snakemake
+	$(BIN)/vanishing study --directory $(DIR) $(if $(CONFIG),--configfile $(CONFIG))
 
 dry-run: $(VENV)/.installed
 	$(BIN)/snakemake -n

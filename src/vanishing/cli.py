@@ -1,5 +1,6 @@
 """Command line: one subcommand per pipeline step, each runnable without Snakemake.
 
+    vanishing study           the whole workflow (Snakemake), continuing after a crash (make study)
     vanishing init-tracking   create the MLflow store, experiment and parent run
     vanishing train           train cells (every lr x seed of each, batched) into results/runs/
     vanishing aggregate       per-cell files -> results/tables/ (runs, layers, curves, probe inputs)
@@ -104,6 +105,21 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def passed_on(args: list[str]) -> list[str]:
+    """The arguments after ``--``, for the program a subcommand runs."""
+    return args[1:] if args[:1] == ["--"] else args
+
+
+def cmd_study(a: argparse.Namespace) -> int:
+    from vanishing.study import StudyRunning, study
+
+    try:
+        return study(a.directory, a.configfile, passed_on(a.snakemake_args))
+    except (StudyRunning, FileNotFoundError) as e:
+        log.error("vanishing study: %s", e)
+        return 1
+
+
 def cmd_init_tracking(a: argparse.Namespace) -> int:
     from vanishing.tracking.provenance import provenance
     from vanishing.tracking.store import TrackingUnavailable, init_study
@@ -173,6 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vanishing", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser(
+        "study",
+        help="run the workflow in a working directory; after a crash the same command continues",
+    )
+    p.add_argument(
+        "--configfile", type=Path, help="the study's config (default: config/config.yaml)"
+    )
+    p.add_argument("--directory", "-d", type=Path, default=Path("."), help="working directory")
+    p.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="-- ARGS for snakemake")
+    p.set_defaults(func=cmd_study)
     p = sub.add_parser("init-tracking", help="create the MLflow store, experiment, parent run")
     p.add_argument("--tracking-uri", required=True)
     p.add_argument("--study", required=True)

@@ -1,6 +1,7 @@
 """One training job: its cells one after another, each written to ``<out>/<cell>/`` when done.
 
-A cell's folder is complete when it holds ``DONE.json``; a rerun skips complete cells whose
+A cell's folder is complete when it holds ``DONE.json``, written last and atomically (a
+kill -9 never leaves half of one); a rerun skips complete cells whose
 settings are unchanged and trains the others, so a job that stopped half-way continues where it
 stopped (these folders are not Snakemake outputs, which Snakemake deletes when a job fails).
 A cell that raises does not stop the job: the others still train, and the job fails at the end
@@ -13,6 +14,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -45,7 +47,21 @@ def is_done(cell_dir: Path, cell: Cell) -> bool:
     marker = cell_dir / DONE
     if not marker.exists() or not all((cell_dir / f"{t}.csv").exists() for t in CELL_TABLES):
         return False
-    return json.loads(marker.read_text()).get("spec_hash") == spec_hash(cell.spec())
+    try:
+        return json.loads(marker.read_text()).get("spec_hash") == spec_hash(cell.spec())
+    except json.JSONDecodeError:  # half a file, from before it was written atomically
+        return False
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader (or a crash) sees all of it or none:
+    write a temporary file beside it, flush it to disk, rename it over ``path``."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def cell_tables(cell: Cell, splits: Splits, module, fit_seconds: float):
@@ -167,8 +183,9 @@ def train_cell(cell: Cell, cell_dir: Path, tracking: dict, accelerator: str) -> 
         "cell_seconds": time.perf_counter() - t0,
     }
     spec = cell.spec()
-    (cell_dir / DONE).write_text(
-        json.dumps({"spec_hash": spec_hash(spec), "spec": spec, "timing": timing}, indent=2)
+    write_atomically(
+        cell_dir / DONE,
+        json.dumps({"spec_hash": spec_hash(spec), "spec": spec, "timing": timing}, indent=2),
     )
     return timing
 

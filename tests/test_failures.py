@@ -1,0 +1,201 @@
+"""The README's `make study` on the tiny study when things go wrong: killed with SIGKILL (the whole
+process group, at a random moment inside training), and started twice in one directory. Each time
+the same command afterwards finishes the study with the same numbers as an uninterrupted run, and
+nothing finished is lost."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import time
+from contextlib import closing
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import REPO, snakemake_env
+from study import N_CELLS, check_mlflow_runs, check_tables, store_runs, write_config
+
+pytestmark = pytest.mark.e2e
+
+VARYING = ["mlflow_run_id", "train_seconds"]  # differ between two runs of the same study
+KEYS = ["cell", "lr", "seed"]
+
+
+def make_study(workdir: Path) -> list[str]:
+    """The README's command, on the tiny config, in ``workdir``."""
+    return ["make", "-C", str(REPO), "--no-print-directory", "study",
+            f"CONFIG={workdir / 'tiny.yaml'}", f"DIR={workdir}"]  # fmt: skip
+
+
+def start(workdir: Path) -> subprocess.Popen:
+    """`make study` in its own process group (as a terminal would start it), output to a file."""
+    out = open(workdir.parent / f"{workdir.name}.out", "ab")  # noqa: SIM115 - lives with the process
+    return subprocess.Popen(make_study(workdir), stdout=out, stderr=subprocess.STDOUT,
+                            env=snakemake_env(), start_new_session=True)  # fmt: skip
+
+
+def finish(workdir: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(make_study(workdir), capture_output=True, text=True,
+                          env=snakemake_env(), timeout=timeout)  # fmt: skip
+
+
+def wait_for(what, timeout: float = 300, every: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if got := what():
+            return got
+        time.sleep(every)
+    raise TimeoutError(f"waited {timeout} s for {what.__doc__}")
+
+
+def alive_in_group(pgid: int) -> list[int]:
+    """PIDs of the processes in process group ``pgid`` that are not zombies (/proc/PID/stat)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def done_cells(workdir: Path) -> list[Path]:
+    return sorted((workdir / "results" / "runs").glob("*/DONE.json"))
+
+
+def run_statuses(workdir: Path) -> list[tuple[str, str, int]]:
+    """(status, lifecycle_stage, count) of every run in the SQLite store, deleted ones too."""
+    with closing(sqlite3.connect(workdir / "results" / "mlflow.db", timeout=30)) as db:
+        return db.execute(
+            "SELECT status, lifecycle_stage, COUNT(*) FROM runs GROUP BY 1, 2"
+        ).fetchall()
+
+
+def n_runs(workdir: Path, status: str, stage: str | None = None) -> int:
+    return sum(n for s, st, n in run_statuses(workdir) if s == status and stage in (None, st))
+
+
+def table(path: Path, keys=KEYS) -> pd.DataFrame:
+    df = pd.read_csv(path)
+    df = df.drop(columns=[c for c in VARYING if c in df.columns])
+    return df.sort_values([k for k in keys if k in df.columns]).reset_index(drop=True)
+
+
+def assert_same_numbers(workdir: Path, reference: Path, cells: list[str] | None = None) -> None:
+    """runs.csv and layer_gradients.csv (the study's tables, or the files of ``cells``) hold
+    exactly the reference's numbers, apart from run ids and timings (and the sub-grids column,
+    which only the study's runs.csv has)."""
+    for name, keys in [("runs", KEYS), ("layer_gradients", [*KEYS, "step", "layer"])]:
+        if cells is None:
+            got = table(workdir / "results" / "tables" / f"{name}.csv", keys)
+            want = table(reference / "results" / "tables" / f"{name}.csv", keys)
+        else:
+            got = pd.concat(
+                [table(workdir / "results" / "runs" / c / f"{name}.csv", keys) for c in cells]
+            )
+            want = table(reference / "results" / "tables" / f"{name}.csv", keys)
+            want = want[want["cell"].isin(cells)].drop(columns=["grids"], errors="ignore")
+            got = got.sort_values(keys).reset_index(drop=True)
+            want = want.sort_values(keys).reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted `make study`; while it trains, a second one in the same directory."""
+    workdir = tmp_path_factory.mktemp("reference")
+    write_config(workdir)
+    first = start(workdir)
+    try:
+        wait_for(lambda: list((workdir / "results" / "logs" / "train").glob("*.log")))
+        holder = (workdir / ".snakemake" / "vanishing-study.lock").read_text().split(",")[0]
+        cmdline = Path(f"/proc/{holder}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        t0 = time.monotonic()
+        second = finish(workdir, timeout=120)
+        second_seconds = time.monotonic() - t0
+        assert first.poll() is None, "the first study ended before the second was started"
+        rc = first.wait(timeout=900)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    said = (workdir.parent / f"{workdir.name}.out").read_text()
+    assert rc == 0, said[-6000:]
+    return workdir, {"out": second, "seconds": second_seconds, "holder": holder,
+                     "holder_cmdline": cmdline}  # fmt: skip
+
+
+def test_the_reference_study_is_complete(reference):
+    workdir, _ = reference
+    runs = check_tables(workdir / "results")
+    check_mlflow_runs(store_runs(workdir), runs)
+
+
+def test_a_second_study_in_the_same_directory_refuses_naming_the_first(reference):
+    """The second `make study` stops at once with a message naming the directory and the PID
+    of the running study's wrapper, and leaves the first alone (it completed, above)."""
+    workdir, second = reference
+    out = second["out"]
+    said = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert f"another study is running in {workdir} (pid {second['holder']}," in said, said
+    assert "vanishing study" in second["holder_cmdline"]  # the pid named is the first's wrapper
+    assert second["seconds"] < 60  # it refused before any Snakemake work
+    assert "Building DAG" not in said and "--unlock" not in said
+
+
+def test_kill_9_of_the_whole_study_then_the_same_command_continues(reference, tmp_path):
+    """SIGKILL to `make study`'s process group at a random moment inside training leaves
+    Snakemake's lock, cells half trained and RUNNING MLflow runs; the same command again clears
+    the stale lock, keeps the finished cells, retrains the rest and ends with the numbers of an
+    uninterrupted run, one FINISHED run per replica and no RUNNING run, not even a deleted one."""
+    ref, _ = reference
+    workdir = tmp_path / "study"
+    workdir.mkdir()
+    write_config(workdir)
+    seed = int(os.environ.get("VANISHING_TEST_SEED", time.time_ns() % 10**6))
+    delay = random.Random(seed).uniform(0.0, 1.5)
+    print(f"kill {delay:.2f} s after the first finished cell (VANISHING_TEST_SEED={seed})")
+    proc = start(workdir)
+    try:
+
+        def training_with_a_running_run():
+            """a RUNNING child run in the store"""
+            return n_runs(workdir, "RUNNING") >= 2  # the study's parent run and a replica's
+
+        wait_for(lambda: done_cells(workdir))
+        time.sleep(delay)
+        wait_for(training_with_a_running_run, timeout=60)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    wait_for(lambda: not alive_in_group(proc.pid), timeout=30)  # nothing of the study survived
+    # the state a crash leaves
+    assert list((workdir / ".snakemake" / "locks").glob("*.lock")), "no stale Snakemake lock"
+    before = {p.parent.name: pd.read_csv(p.parent / "runs.csv") for p in done_cells(workdir)}
+    assert 1 <= len(before) < N_CELLS
+    assert not (workdir / "results" / "tables" / "runs.csv").exists()
+    cut_off = n_runs(workdir, "RUNNING") - 1  # replicas that were training, parent aside
+    assert cut_off >= 1
+
+    out = finish(workdir)
+    said = out.stdout + out.stderr
+    assert out.returncode == 0, said[-6000:]
+    assert "cleared the Snakemake lock" in said
+    runs = check_tables(workdir / "results")
+    assert_same_numbers(workdir, ref)
+    check_mlflow_runs(store_runs(workdir), runs)
+    assert n_runs(workdir, "RUNNING") == 0
+    assert n_runs(workdir, "FAILED", "deleted") >= cut_off
+    assert n_runs(workdir, "FINISHED", "active") == len(runs) + 1  # and the parent run
+    # cells finished before the kill were kept, not retrained
+    for cell, was in before.items():
+        now = runs[runs["cell"] == cell].sort_values(["lr", "seed"])["mlflow_run_id"]
+        assert sorted(now) == sorted(was["mlflow_run_id"]), cell
