@@ -1,15 +1,18 @@
 """The README's `make study` on the tiny study when things go wrong: killed with SIGKILL (the whole
-process group, at a random moment inside training), and started twice in one directory. Each time
-the same command afterwards finishes the study with the same numbers as an uninterrupted run, and
-nothing finished is lost."""
+process group, at a random moment inside training), started twice in one directory, and run out
+of disk space. Each time the same command afterwards finishes the study with the same numbers as
+an uninterrupted run, and nothing finished is lost."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from contextlib import closing
 from pathlib import Path
@@ -199,3 +202,77 @@ def test_kill_9_of_the_whole_study_then_the_same_command_continues(reference, tm
     for cell, was in before.items():
         now = runs[runs["cell"] == cell].sort_values(["lr", "seed"])["mlflow_run_id"]
         assert sorted(now) == sorted(was["mlflow_run_id"]), cell
+
+
+def mount_tmpfs(where: Path, size: str) -> None:
+    where.mkdir()
+    try:
+        out = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                             capture_output=True, text=True, timeout=30)  # fmt: skip
+    except FileNotFoundError:
+        pytest.skip("no `mount` command: the full-disk test needs a small tmpfs")
+    if out.returncode != 0:
+        pytest.skip(
+            f"cannot mount a tmpfs here ({out.stderr.strip() or out.returncode}): the full-disk "
+            "test needs mount permission (root with CAP_SYS_ADMIN)"
+        )
+
+
+def unmount(where: Path) -> None:
+    if subprocess.run(["umount", str(where)], capture_output=True, timeout=60).returncode:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True, timeout=60)
+
+
+def test_a_full_disk_fails_the_study_naming_it_and_a_rerun_completes(reference, tmp_path):
+    """The study's working directory on a small tmpfs that fills up during training (a filler
+    file leaves less room than the training phase writes): the study fails naming the file
+    system and the file being written, the cells finished before stay intact with the
+    unconstrained run's numbers, and after the filler is deleted the same command completes."""
+    ref, _ = reference
+    mnt = tmp_path / "disk"
+    mount_tmpfs(mnt, "64m")
+    try:
+        write_config(mnt)
+        setup = subprocess.run(
+            [str(Path(sys.executable).parent / "vanishing"), "study", "--directory", str(mnt),
+             "--configfile", str(mnt / "tiny.yaml"), "--", "--until", "tracking"],
+            capture_output=True, text=True, env=snakemake_env(), timeout=300,
+        )  # fmt: skip
+        assert setup.returncode == 0, setup.stderr[-4000:]
+        # room for 40% of what the reference's training wrote into the store and cell folders
+        grown = (ref / "results" / "mlflow.db").stat().st_size + sum(
+            p.stat().st_size for p in (ref / "results" / "runs").rglob("*") if p.is_file()
+        )
+        room = int(0.4 * grown)
+        filler = mnt / "filler"
+        with open(filler, "wb") as f:
+            f.write(b"\0" * (shutil.disk_usage(mnt).free - room))
+        print(f"{shutil.disk_usage(mnt).free} bytes left for training that writes {grown}")
+
+        full = finish(mnt)
+        said = full.stdout + full.stderr
+        assert full.returncode != 0, said[-4000:]
+        assert f"No space left on device on {mnt}" in said, said[-6000:]
+        logs = "".join(p.read_text() for p in (mnt / "results" / "logs" / "train").glob("*.log"))
+        assert f"No space left on device on {mnt}" in logs and "while writing" in logs
+        finished = [p.parent.name for p in done_cells(mnt)]
+        ids = {c: pd.read_csv(mnt / "results" / "runs" / c / "runs.csv") for c in finished}
+        assert 1 <= len(finished) < N_CELLS, finished
+        for cell in finished:
+            assert json.loads((mnt / "results" / "runs" / cell / "DONE.json").read_text())[
+                "spec_hash"
+            ]
+        assert_same_numbers(mnt, ref, cells=finished)
+
+        filler.unlink()
+        again = finish(mnt)
+        assert again.returncode == 0, (again.stdout + again.stderr)[-6000:]
+        runs = check_tables(mnt / "results")
+        assert_same_numbers(mnt, ref)
+        check_mlflow_runs(store_runs(mnt), runs)
+        assert n_runs(mnt, "RUNNING") == 0
+        for cell, was in ids.items():  # kept, not retrained
+            now = runs.loc[runs["cell"] == cell, "mlflow_run_id"]
+            assert sorted(now) == sorted(was["mlflow_run_id"]), cell
+    finally:
+        unmount(mnt)

@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from vanishing import disk
 from vanishing.outputs import DONE
 from vanishing.settings import SETTINGS
 
@@ -122,10 +123,11 @@ def cmd_study(a: argparse.Namespace) -> int:
 
 def cmd_init_tracking(a: argparse.Namespace) -> int:
     from vanishing.tracking.provenance import provenance
-    from vanishing.tracking.store import TrackingUnavailable, init_study
+    from vanishing.tracking.store import TrackingUnavailable, init_study, sqlite_path
 
     try:
-        info = init_study(a.tracking_uri, a.study, provenance())
+        with disk.writing(sqlite_path(a.tracking_uri)):
+            info = init_study(a.tracking_uri, a.study, provenance())
     except TrackingUnavailable as e:
         log.error("%s", e)
         return 2
@@ -172,14 +174,16 @@ def cmd_findings(a: argparse.Namespace) -> int:
 
 
 def cmd_publish(a: argparse.Namespace) -> int:
-    from vanishing.tracking.store import publish
+    from vanishing.tracking.store import publish, sqlite_path
 
     files = list(a.files)
     if a.config_json:
         config = a.done.parent / "config.json"
         config.write_text(json.dumps(json.loads(a.config_json), indent=2))
         files.append(config)
-    publish(json.loads(a.tracking.read_text()), files, a.artifact_dir)
+    tracking = json.loads(a.tracking.read_text())
+    with disk.writing(sqlite_path(tracking["tracking_uri"])):
+        publish(tracking, files, a.artifact_dir)
     a.done.write_text("published\n")
     return 0
 
@@ -237,7 +241,18 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
     )
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except Exception as e:
+        if not disk.is_disk_full(e, sqlite=False):  # sqlite: see disk.writing
+            raise
+        # said once, plainly, instead of a traceback that ends in "[Errno 28]"
+        if isinstance(e, disk.DiskFull):
+            said = str(e)
+        else:
+            said = disk.message(getattr(e, "filename", None) or Path.cwd())
+        log.error("vanishing %s: %s", args.command, said)
+        return 1
 
 
 if __name__ == "__main__":

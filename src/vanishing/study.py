@@ -26,6 +26,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from vanishing import disk
+
 LOCK = Path(".snakemake") / "vanishing-study.lock"
 SNAKEMAKE_LOCKS = Path(".snakemake") / "locks"
 log = logging.getLogger(__name__)
@@ -125,4 +127,12 @@ def study(workdir: Path, configfile: Path | None, snakemake_args: list[str]) -> 
         rc = run_snakemake(cmd, fd)
     finally:
         os.close(fd)
+    if rc != 0 and disk.free_bytes(workdir) < disk.NEARLY_FULL_BYTES:
+        log.error(
+            "No space left on device on %s (%d bytes free), which holds the study in %s: free "
+            "space there, then run the same command again (finished cells are kept)",
+            disk.mount_point(workdir),
+            disk.free_bytes(workdir),
+            workdir,
+        )
     return rc
