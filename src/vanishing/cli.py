@@ -8,6 +8,7 @@
     vanishing figures         tables -> results/figures/*.png|pdf
     vanishing findings        tables -> results/FINDINGS.md
     vanishing publish         attach tables and figures to the study's parent run
+    vanishing mlflow-server   a tracking server with MLflow's authentication (make mlflow-server)
 
 Setting flags of ``vanishing train`` come from the registry of settings and are named as the
 config keys, with dashes (``--weight-decay``). Heavy imports (torch, Lightning, MLflow) happen
@@ -188,6 +189,16 @@ def cmd_publish(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mlflow_server(a: argparse.Namespace) -> int:
+    from vanishing.tracking.server import ServerConfigError, serve
+
+    try:
+        serve(a.store, a.host, a.port, a.allowed_hosts, passed_on(a.mlflow_args))  # on error
+    except ServerConfigError as e:
+        log.error("vanishing mlflow-server: %s", e)
+    return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vanishing", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -233,6 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config-json", help="the study's validated config, saved beside the results")
     p.add_argument("--done", type=Path, required=True)
     p.set_defaults(func=cmd_publish)
+    p = sub.add_parser("mlflow-server", help="a tracking server that asks for credentials")
+    p.add_argument("--store", type=Path, default=Path("results"), help="its databases, artifacts")
+    p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve a cluster")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--allowed-hosts", default="localhost,127.0.0.1", help="Host headers served")
+    p.add_argument("mlflow_args", nargs=argparse.REMAINDER, help="-- ARGS for mlflow server")
+    p.set_defaults(func=cmd_mlflow_server)
     return parser
 
 

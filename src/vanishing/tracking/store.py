@@ -42,7 +42,8 @@ def sqlite_path(uri: str) -> Path | None:
 
 
 def check_reachable(uri: str, timeout: float = 5.0) -> None:
-    """Fail fast, naming the URI, if a tracking server does not answer ``GET /health``."""
+    """Fail fast, naming the URI, if a tracking server does not answer ``GET /health`` (which
+    needs no credentials) or refuses this process's credentials (``check_credentials``)."""
     if db := sqlite_path(uri):
         db.parent.mkdir(parents=True, exist_ok=True)
         return
@@ -50,8 +51,41 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as r:
             if r.status != 200:
                 raise TrackingUnavailable(f"MLflow server {uri} answered /health with {r.status}")
+    except urllib.error.HTTPError as e:
+        hint = " (is the name used here for it in its --allowed-hosts?)" if e.code == 403 else ""
+        raise TrackingUnavailable(
+            f"MLflow tracking server {uri} answered /health with HTTP {e.code}{hint}"
+        ) from e
     except (urllib.error.URLError, OSError) as e:
         raise TrackingUnavailable(f"MLflow tracking server {uri} is unreachable: {e}") from e
+    check_credentials(uri, timeout)
+
+
+def check_credentials(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, naming the URI, if the server refuses the credentials MLflow's client sends
+    (``MLFLOW_TRACKING_USERNAME`` and ``MLFLOW_TRACKING_PASSWORD``, as every job will): one
+    authenticated read, through MLflow's own HTTP client, without retries."""
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    creds = get_default_host_creds(uri)
+    r = http_request(creds, "/api/2.0/mlflow/experiments/search", "GET", max_retries=0,
+                     timeout=timeout, raise_on_status=False, params={"max_results": 1})  # fmt: skip
+    if r.status_code == 200:
+        return
+    who = (
+        f"user {creds.username!r}"
+        if creds.username
+        else "a client without credentials (MLFLOW_TRACKING_USERNAME is unset)"
+    )
+    if r.status_code == 401:
+        raise TrackingUnavailable(
+            f"MLflow tracking server {uri} refused authentication (HTTP 401) for {who}: set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to an account on that server"
+        )
+    raise TrackingUnavailable(
+        f"MLflow tracking server {uri} refused {who} (HTTP {r.status_code}): {r.text[:300]}"
+    )
 
 
 def init_study(uri: str, study: str, provenance: dict) -> dict:
