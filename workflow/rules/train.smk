@@ -29,8 +29,9 @@ rule train:
     resources:
         mem_mb=2000,
         runtime=120,
-        gpu=1 if GPU else 0,
-        gpu_model=config["compute"]["gpu_model"] if GPU else "",
+        gpu=1 if GPU and not GRES else 0,
+        gpu_model=config["compute"]["gpu_model"] if GPU and not GRES else "",
+        gres=gres(),
     params:
         accelerator=config["compute"]["accelerator"],
         jobs_per_gpu=config["compute"]["jobs_per_gpu"],
