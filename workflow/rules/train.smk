@@ -23,8 +23,6 @@ rule train:
         "results/jobs/{job}.json",
     log:
         "results/logs/train/{job}.log",
-    conda:
-        "../../environment.yml"
     threads: config["compute"]["threads"]
     resources:
         mem_mb=2000,
