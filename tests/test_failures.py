@@ -46,13 +46,14 @@ def finish(workdir: Path, timeout: int = 900) -> subprocess.CompletedProcess:
                           env=snakemake_env(), timeout=timeout)  # fmt: skip
 
 
-def wait_for(what, timeout: float = 300, every: float = 0.05):
+def wait_for(what, desc: str, timeout: float = 300, every: float = 0.05):
+    """Poll ``what()`` until it returns something true, and return that."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if got := what():
             return got
         time.sleep(every)
-    raise TimeoutError(f"waited {timeout} s for {what.__doc__}")
+    raise TimeoutError(f"waited {timeout} s for {desc}")
 
 
 def alive_in_group(pgid: int) -> list[int]:
@@ -116,7 +117,7 @@ def reference(tmp_path_factory):
     write_config(workdir)
     first = start(workdir)
     try:
-        wait_for(lambda: list((workdir / "results" / "logs" / "train").glob("*.log")))
+        wait_for(lambda: list((workdir / "results" / "logs" / "train").glob("*.log")), "training")
         holder = (workdir / ".snakemake" / "vanishing-study.lock").read_text().split(",")[0]
         cmdline = Path(f"/proc/{holder}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         t0 = time.monotonic()
@@ -166,20 +167,16 @@ def test_kill_9_of_the_whole_study_then_the_same_command_continues(reference, tm
     print(f"kill {delay:.2f} s after the first finished cell (VANISHING_TEST_SEED={seed})")
     proc = start(workdir)
     try:
-
-        def training_with_a_running_run():
-            """a RUNNING child run in the store"""
-            return n_runs(workdir, "RUNNING") >= 2  # the study's parent run and a replica's
-
-        wait_for(lambda: done_cells(workdir))
+        wait_for(lambda: done_cells(workdir), "a finished cell")
         time.sleep(delay)
-        wait_for(training_with_a_running_run, timeout=60)
+        # the study's parent run and at least one replica's are RUNNING
+        wait_for(lambda: n_runs(workdir, "RUNNING") >= 2, "a RUNNING replica", timeout=60)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    wait_for(lambda: not alive_in_group(proc.pid), timeout=30)  # nothing of the study survived
+    wait_for(lambda: not alive_in_group(proc.pid), "the study's processes to die", timeout=30)
     # the state a crash leaves
     assert list((workdir / ".snakemake" / "locks").glob("*.lock")), "no stale Snakemake lock"
     before = {p.parent.name: pd.read_csv(p.parent / "runs.csv") for p in done_cells(workdir)}
