@@ -10,14 +10,18 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install $(PIP_FLAGS) --upgrade pip==26.3
 
-# The environment, with the test and SLURM extras; rebuilt when the pins change.
+# The environment, with the test, SLURM and tracking-server extras; rebuilt when the pins change.
 $(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/activate
 	$(BIN)/python -m pip install $(PIP_FLAGS) -c requirements.lock torch==2.13.0
-	$(BIN)/python -m pip install $(PIP_FLAGS) -c requirements.lock -e '.[test,slurm]'
+	$(BIN)/python -m pip install $(PIP_FLAGS) -c requirements.lock -e '.[test,slurm,server]'
 	touch $@
 
+# make study CONFIG=my.yaml DIR=studies/my: another config, in its own working directory. After a
+# crash (kill -9, power loss) the same command continues; a second one in the same DIR refuses.
+CONFIG ?=
+DIR ?= .
 study: $(VENV)/.installed
-	$(BIN)/snakemake
+	$(BIN)/vanishing study --directory $(DIR) $(if $(CONFIG),--configfile $(CONFIG))
 
 dry-run: $(VENV)/.installed
 	$(BIN)/snakemake -n
@@ -33,7 +37,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/snakefmt --check Snakefile workflow/rules
-	$(BIN)/snakemake --lint
+	$(BIN)/python -m pytest -q tests/test_lint.py -k snakemake_lint  # one lint accepted: see there
 
 report: $(VENV)/.installed
 	$(BIN)/snakemake --report results/report.html
@@ -42,16 +46,19 @@ report: $(VENV)/.installed
 ui: $(VENV)/.installed
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///results/mlflow.db --host 127.0.0.1 --port 5000
 
-# A tracking server for several jobs or nodes (see README): SQLite on local disk, artifacts in
-# results/mlartifacts. HOST=0.0.0.0 ALLOWED_HOSTS=node1,node2 to serve a cluster.
+# A tracking server for several jobs or nodes (see README) with MLflow's authentication: set
+# MLFLOW_AUTH_ADMIN_USERNAME and MLFLOW_AUTH_ADMIN_PASSWORD first (there is no default password).
+# SQLite on local disk in SERVER_DIR (with the users database), artifacts in SERVER_DIR/mlartifacts.
+# HOST=0.0.0.0 ALLOWED_HOSTS=node1,node2 to serve a cluster; MLFLOW_ARGS="--workers 1" and the
+# like go to `mlflow server`.
 HOST ?= 127.0.0.1
 PORT ?= 5000
 ALLOWED_HOSTS ?= localhost,127.0.0.1
+SERVER_DIR ?= results
+MLFLOW_ARGS ?=
 mlflow-server: $(VENV)/.installed
-	mkdir -p results
-	$(BIN)/mlflow server --backend-store-uri sqlite:///results/mlflow-server.db \
-	  --artifacts-destination results/mlartifacts --host $(HOST) --port $(PORT) \
-	  --allowed-hosts $(ALLOWED_HOSTS)
+	$(BIN)/vanishing mlflow-server --store $(SERVER_DIR) --host $(HOST) --port $(PORT) \
+	  --allowed-hosts $(ALLOWED_HOSTS) $(if $(MLFLOW_ARGS),-- $(MLFLOW_ARGS))
 
 clean-results:
 	rm -rf results/* .snakemake

@@ -16,7 +16,8 @@
 # Cluster: one node named `hostname -s` with CPUs=8 (SlurmdParameters=config_overrides, whatever
 # the real core count), two partitions `cpu` (default) and `gpu`, and two fake GPUs (gres gpu:2
 # backed by DIR/dev/nvidia0..1, character devices 1,3 = /dev/null) so that jobs asking for
-# --gpus=1 get CUDA_VISIBLE_DEVICES=0 or 1 and a third one waits.
+# --gpus=1 get CUDA_VISIBLE_DEVICES=0 or 1 and a third one waits. The node has the feature
+# `vanishing`, so that jobs may ask for it with -C (constraint).
 #
 # Tunables (environment): SLURM_CLUSTER_CPUS (8), SLURM_CLUSTER_GPUS (2),
 # SLURM_CLUSTER_MEM_MB (80% of RAM, at most 64000), SLURM_CLUSTER_TIMEOUT (60 s to reach idle).
@@ -207,7 +208,7 @@ Waittime=0
 SlurmctldTimeout=60
 SlurmdTimeout=300
 GresTypes=gpu
-NodeName=${host} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${mem_mb} Gres=gpu:${gpus} State=UNKNOWN
+NodeName=${host} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${mem_mb} Gres=gpu:${gpus} Features=vanishing State=UNKNOWN
 PartitionName=cpu Nodes=${host} Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=${host} Default=NO MaxTime=INFINITE State=UP
 EOF

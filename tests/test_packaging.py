@@ -1,5 +1,6 @@
 """environment.yml and pyproject.toml pin the same versions; .ci/run calls the README's test
-command."""
+command; the files a workflow user looks for (LICENSE, config/README.md,
+.snakemake-workflow-catalog.yml) say what is true."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import re
 import tomllib
 
 import yaml
-from conftest import REPO
+from conftest import REPO, SCHEMA, validated
+
+from vanishing.config import expand_jobs
 
 
 def pyproject_pins() -> dict[str, str]:
@@ -40,3 +43,42 @@ def test_ci_runs_the_readme_test_command():
     readme = (REPO / "README.md").read_text()
     assert "make test" in readme
     assert "make test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_license_is_mit_for_the_vanishing_authors():
+    text = (REPO / "LICENSE").read_text()
+    assert text.startswith("MIT License\n")
+    assert re.search(r"^Copyright \(c\) \d{4} the vanishing authors$", text, flags=re.M)
+    assert 'THE SOFTWARE IS PROVIDED "AS IS"' in text
+
+
+def test_workflow_catalog_file_claims_only_what_the_rules_do():
+    """No rule declares conda or a container, so the catalog file claims neither; the report it
+    claims is built by test_e2e."""
+    usage = yaml.safe_load((REPO / ".snakemake-workflow-catalog.yml").read_text())["usage"]
+    deploy = usage["software-stack-deployment"]
+    rules = (REPO / "Snakefile").read_text() + "".join(
+        p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk")
+    )
+    assert deploy["conda"] is bool(re.search(r"^\s+conda:", rules, flags=re.M)) is False
+    uses_container = bool(re.search(r"^\s*container:", rules, flags=re.M))
+    assert deploy["apptainer"] is deploy["apptainer+conda"] is uses_container is False
+    assert deploy["report"] is True and "make study" in usage["mandatory-flags"]["desc"]
+
+
+def test_config_readme_names_every_key_and_its_examples_are_valid():
+    """config/README.md has a row for every top-level key of the schema naming each of its
+    keys, and its example configs pass the schema and expand into jobs (a `grids` one on its
+    own, as --replace-workflow-config runs it; the others over the default config)."""
+    readme = (REPO / "config" / "README.md").read_text()
+    rows = {m[1]: m[0] for m in re.finditer(r"^\| `(\w+)` \|.*$", readme, flags=re.M)}
+    for key, spec in yaml.safe_load(SCHEMA.read_text())["properties"].items():
+        assert key in rows, key
+        for sub in spec.get("properties", {}):
+            assert f"`{sub}`" in rows[key], (key, sub)
+    default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)]
+    assert {"grid" in b for b in blocks} == {True, False}
+    for block in blocks:
+        cfg = validated(block if "grids" in block else {**default, **block})
+        assert len(expand_jobs(cfg)) >= 2

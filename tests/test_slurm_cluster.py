@@ -196,3 +196,67 @@ def test_snakemake_profile_runs_jobs_on_slurm_with_gpus(
     states = {line.split()[0]: line.split()[1:] for line in listed.splitlines()}
     assert states[cpu["job"]] == ["cpu", "COMPLETED"], listed
     assert all(states[r["job"]] == ["gpu", "COMPLETED"] for r in gpu), listed
+
+
+def test_profile_passes_site_settings_as_plugin_resources(monkeypatch) -> None:
+    """VANISHING_SLURM_QOS / _CONSTRAINT become the plugin's qos / constraint resources only when
+    set (an empty one would still reach sbatch), VANISHING_SLURM_EXTRA its slurm_extra."""
+    import yte
+
+    for var in ("VANISHING_SLURM_QOS", "VANISHING_SLURM_CONSTRAINT", "VANISHING_SLURM_EXTRA"):
+        monkeypatch.delenv(var, raising=False)
+    text = (PROFILE / "config.yaml").read_text()
+    unset = yte.process_yaml(text, require_use_yte=True)["default-resources"]
+    assert "qos" not in unset and "constraint" not in unset and unset["slurm_extra"] == "''"
+    monkeypatch.setenv("VANISHING_SLURM_QOS", "long")
+    monkeypatch.setenv("VANISHING_SLURM_CONSTRAINT", "a100|h100")
+    monkeypatch.setenv("VANISHING_SLURM_EXTRA", "--nice=5 --mail-type=FAIL")
+    res = yte.process_yaml(text, require_use_yte=True)["default-resources"]
+    assert (res["qos"], res["constraint"]) == ("'long'", "'a100|h100'")
+    assert res["slurm_extra"] == "'--nice=5 --mail-type=FAIL'"
+
+
+@pytest.mark.e2e
+def test_a_gpu_study_can_ask_slurm_for_gres_with_the_sites_flags(
+    slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    """`compute.gpu_request: gres`: the study's training job asks SLURM with --gres=gpu:1 (for
+    clusters that reject --gpus) plus the profile's site flags (VANISHING_SLURM_EXTRA, a nice
+    value, and VANISHING_SLURM_CONSTRAINT, the test node's feature); SLURM records all three for
+    the job and starts it with one of its two fake GPUs. Training then stops, as this machine
+    has no GPU: what is checked is the request and what SLURM made of it."""
+    import re
+
+    import yaml
+
+    config = {
+        "study": "gres",
+        "grid": {"activation": ["relu"], "depth": [2], "norm": ["none"], "residual": [False]},
+        "seeds": [0],
+        "train": {"lr": [0.1], "epochs": 1},
+        "compute": {"accelerator": "gpu", "gpu_request": "gres"},
+    }
+    (tmp_path / "gres.yaml").write_text(yaml.safe_dump(config))
+    env = {
+        **slurm_cluster.env,
+        "VANISHING_SLURM_PARTITION": "gpu",
+        "VANISHING_SLURM_EXTRA": "--nice=7",
+        "VANISHING_SLURM_CONSTRAINT": "vanishing",
+    }
+    env.pop("VANISHING_SLURM_ACCOUNT", None)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    cmd = [
+        sys.executable, "-m", "snakemake", "--profile", str(PROFILE), "--workflow-profile", "none",
+        "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+        "--configfile", str(tmp_path / "gres.yaml"), "--until", "train", "--retries", "0",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+    said = proc.stdout + proc.stderr
+    assert proc.returncode != 0, "trained on a GPU this machine does not have?"
+    (log,) = (tmp_path / "results" / "logs" / "train").glob("*.log")
+    got = re.search(r"CUDA_VISIBLE_DEVICES=(\S+) \(SLURM job (\d+)\)", log.read_text())
+    assert got, f"{log.read_text()[-3000:]}\n{said[-3000:]}"
+    assert got[1] in {"0", "1"}
+    job = slurm_cluster.run("squeue", "-h", "-t", "all", "-j", got[2], "-o", "%b|%y|%f|%P").stdout
+    gres, nice, features, partition = job.strip().split("|")
+    assert "gpu:1" in gres and nice == "7" and features == "vanishing" and partition == "gpu", job

@@ -1,5 +1,6 @@
 """Command line: one subcommand per pipeline step, each runnable without Snakemake.
 
+    vanishing study           the whole workflow (Snakemake), continuing after a crash (make study)
     vanishing init-tracking   create the MLflow store, experiment and parent run
     vanishing train           train cells (every lr x seed of each, batched) into results/runs/
     vanishing aggregate       per-cell files -> results/tables/ (runs, layers, curves, probe inputs)
@@ -7,6 +8,7 @@
     vanishing figures         tables -> results/figures/*.png|pdf
     vanishing findings        tables -> results/FINDINGS.md
     vanishing publish         attach tables and figures to the study's parent run
+    vanishing mlflow-server   a tracking server with MLflow's authentication (make mlflow-server)
 
 Setting flags of ``vanishing train`` come from the registry of settings and are named as the
 config keys, with dashes (``--weight-decay``). Heavy imports (torch, Lightning, MLflow) happen
@@ -23,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from vanishing import disk
 from vanishing.outputs import DONE
 from vanishing.settings import SETTINGS
 
@@ -104,12 +107,28 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_init_tracking(a: argparse.Namespace) -> int:
-    from vanishing.tracking.provenance import provenance
-    from vanishing.tracking.store import TrackingUnavailable, init_study
+def passed_on(args: list[str]) -> list[str]:
+    """The arguments after ``--``, for the program a subcommand runs."""
+    return args[1:] if args[:1] == ["--"] else args
+
+
+def cmd_study(a: argparse.Namespace) -> int:
+    from vanishing.study import StudyRunning, study
 
     try:
-        info = init_study(a.tracking_uri, a.study, provenance())
+        return study(a.directory, a.configfile, passed_on(a.snakemake_args))
+    except (StudyRunning, FileNotFoundError) as e:
+        log.error("vanishing study: %s", e)
+        return 1
+
+
+def cmd_init_tracking(a: argparse.Namespace) -> int:
+    from vanishing.tracking.provenance import provenance
+    from vanishing.tracking.store import TrackingUnavailable, init_study, sqlite_path
+
+    try:
+        with disk.writing(sqlite_path(a.tracking_uri)):
+            info = init_study(a.tracking_uri, a.study, provenance())
     except TrackingUnavailable as e:
         log.error("%s", e)
         return 2
@@ -159,16 +178,28 @@ def cmd_findings(a: argparse.Namespace) -> int:
 
 
 def cmd_publish(a: argparse.Namespace) -> int:
-    from vanishing.tracking.store import publish
+    from vanishing.tracking.store import publish, sqlite_path
 
     files = list(a.files)
     if a.config_json:
         config = a.done.parent / "config.json"
         config.write_text(json.dumps(json.loads(a.config_json), indent=2))
         files.append(config)
-    publish(json.loads(a.tracking.read_text()), files, a.artifact_dir)
+    tracking = json.loads(a.tracking.read_text())
+    with disk.writing(sqlite_path(tracking["tracking_uri"])):
+        publish(tracking, files, a.artifact_dir)
     a.done.write_text("published\n")
     return 0
+
+
+def cmd_mlflow_server(a: argparse.Namespace) -> int:
+    from vanishing.tracking.server import ServerConfigError, serve
+
+    try:
+        serve(a.store, a.host, a.port, a.allowed_hosts, passed_on(a.mlflow_args))  # on error
+    except ServerConfigError as e:
+        log.error("vanishing mlflow-server: %s", e)
+    return 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,6 +207,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vanishing", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser(
+        "study",
+        help="run the workflow in a working directory; after a crash the same command continues",
+    )
+    p.add_argument(
+        "--configfile", type=Path, help="the study's config (default: config/config.yaml)"
+    )
+    p.add_argument("--directory", "-d", type=Path, default=Path("."), help="working directory")
+    p.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="-- ARGS for snakemake")
+    p.set_defaults(func=cmd_study)
     p = sub.add_parser("init-tracking", help="create the MLflow store, experiment, parent run")
     p.add_argument("--tracking-uri", required=True)
     p.add_argument("--study", required=True)
@@ -210,6 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config-json", help="the study's validated config, saved beside the results")
     p.add_argument("--done", type=Path, required=True)
     p.set_defaults(func=cmd_publish)
+    p = sub.add_parser("mlflow-server", help="a tracking server that asks for credentials")
+    p.add_argument("--store", type=Path, default=Path("results"), help="its databases, artifacts")
+    p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve a cluster")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--allowed-hosts", default="localhost,127.0.0.1", help="Host headers served")
+    p.add_argument("mlflow_args", nargs=argparse.REMAINDER, help="-- ARGS for mlflow server")
+    p.set_defaults(func=cmd_mlflow_server)
     return parser
 
 
@@ -218,7 +266,18 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
     )
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except Exception as e:
+        if not disk.is_disk_full(e, sqlite=False):  # sqlite: see disk.writing
+            raise
+        # said once, plainly, instead of a traceback that ends in "[Errno 28]"
+        if isinstance(e, disk.DiskFull):
+            said = str(e)
+        else:
+            said = disk.message(getattr(e, "filename", None) or Path.cwd())
+        log.error("vanishing %s: %s", args.command, said)
+        return 1
 
 
 if __name__ == "__main__":

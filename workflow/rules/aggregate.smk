@@ -6,7 +6,5 @@ rule aggregate:
         **{name: f"results/tables/{name}.csv" for name in CELL_TABLES},
     log:
         "results/logs/aggregate.log",
-    conda:
-        "../../environment.yml"
     shell:
         "vanishing aggregate --manifests {input} --out results/tables 2> {log}"

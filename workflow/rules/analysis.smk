@@ -8,8 +8,6 @@ rule stats:
         expand("results/tables/{name}.csv", name=STATS_TABLES),
     log:
         "results/logs/stats.log",
-    conda:
-        "../../environment.yml"
     params:
         target=config["analysis"]["target_accuracy"],
     shell:
@@ -34,8 +32,6 @@ rule figures:
         pdf=[f"results/figures/{f.name}.pdf" for f in FIGURES],
     log:
         "results/logs/figures.log",
-    conda:
-        "../../environment.yml"
     shell:
         "vanishing figures --tables results/tables --out results/figures 2> {log}"
 
@@ -52,8 +48,6 @@ rule findings:
         ),
     log:
         "results/logs/findings.log",
-    conda:
-        "../../environment.yml"
     shell:
         "vanishing findings --tables results/tables --out {output} 2> {log}"
 
@@ -71,8 +65,6 @@ rule report_tables:
         ),
     log:
         "results/logs/report_tables.log",
-    conda:
-        "../../environment.yml"
     shell:
         "mkdir -p {output} && cp {input} {output}/ 2> {log}"
 
@@ -90,8 +82,6 @@ rule publish:
         config="results/config.json",
     log:
         "results/logs/publish.log",
-    conda:
-        "../../environment.yml"
     params:
         config=json.dumps(config, sort_keys=True),
     shell:

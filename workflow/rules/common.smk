@@ -23,6 +23,17 @@ os.environ["PATH"] = os.pathsep.join(
     [os.path.dirname(sys.executable), os.environ["PATH"]]
 )
 GPU = config["compute"]["accelerator"] == "gpu"
+# A GPU job asks SLURM for its device with --gpus (the plugin's gpu and gpu_model resources) or,
+# where a cluster rejects --gpus, with --gres (the plugin's gres resource).
+GRES = GPU and config["compute"]["gpu_request"] == "gres"
+
+
+def gres():
+    """The gres resource of a training job: gpu[:model]:1 when GPUs are requested as GRES."""
+    if not GRES:
+        return ""
+    model = config["compute"]["gpu_model"]
+    return f"gpu:{model}:1" if model else "gpu:1"
 
 
 def job_plan(wildcards):

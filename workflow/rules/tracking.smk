@@ -6,8 +6,6 @@ rule tracking:
         "results/tracking.json",
     log:
         "results/logs/tracking.log",
-    conda:
-        "../../environment.yml"
     params:
         uri=TRACKING_URI,
         study=config["study"],

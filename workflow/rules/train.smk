@@ -23,14 +23,13 @@ rule train:
         "results/jobs/{job}.json",
     log:
         "results/logs/train/{job}.log",
-    conda:
-        "../../environment.yml"
     threads: config["compute"]["threads"]
     resources:
         mem_mb=2000,
         runtime=120,
-        gpu=1 if GPU else 0,
-        gpu_model=config["compute"]["gpu_model"] if GPU else "",
+        gpu=1 if GPU and not GRES else 0,
+        gpu_model=config["compute"]["gpu_model"] if GPU and not GRES else "",
+        gres=gres(),
     params:
         accelerator=config["compute"]["accelerator"],
         jobs_per_gpu=config["compute"]["jobs_per_gpu"],

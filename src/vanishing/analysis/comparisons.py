@@ -46,7 +46,7 @@ COLUMNS = (
     "family", "metric", "factor", "baseline", "treatment", *CELL_KEYS,
     "init_scheme_baseline", "init_scheme_treatment", "n_baseline", "n_treatment",
     "mean_baseline", "mean_treatment", "diff", "diff_ci_low", "diff_ci_high", "hedges_g",
-    "p_welch", "p_perm", "p_holm", "p_holm_perm",
+    "p_welch", "p_perm", "p_holm", "p_holm_perm", "untestable",
 )  # fmt: skip
 EXACT_LIMIT = 50_000  # distinct splits up to which the permutation test enumerates them all
 
@@ -77,10 +77,11 @@ def permutation_p(baseline, treatment, rng: np.random.Generator) -> float:
     """Two-sided permutation p for the difference of means, arms exchanged as independent groups.
 
     Exact (every split enumerated) while there are at most ``EXACT_LIMIT`` splits, e.g. 2/20 for
-    two fully separated arms of three; otherwise 9999 random splits drawn with ``rng``.
+    two fully separated arms of three; otherwise 9999 random splits drawn with ``rng``. NaN with
+    fewer than two values in an arm.
     """
     b, t = _finite(baseline), _finite(treatment)
-    if len(b) == 0 or len(t) == 0:
+    if len(b) < 2 or len(t) < 2:  # one value per arm: nothing to permute
         return np.nan
     exact = math.comb(len(b) + len(t), len(t)) <= EXACT_LIMIT
     res = stats.permutation_test(
@@ -115,7 +116,19 @@ def compare_two(baseline, treatment, rng: np.random.Generator, level: float = LE
         out["p_welch"] = float(res.pvalue)
     out["hedges_g"] = hedges_g(b, t)
     out["p_perm"] = permutation_p(b, t, rng)
+    out["untestable"] = untestable(b, t)
     return out
+
+
+def untestable(b: np.ndarray, t: np.ndarray) -> str:
+    """Why two arms (finite values) get no test, or '' when they do."""
+    if len(b) == 0 or len(t) == 0:
+        return "an arm has no finite value"
+    if len(b) < 2 or len(t) < 2:
+        return "one seed in an arm: no interval and no test"
+    if np.ptp(b) == 0 and np.ptp(t) == 0:
+        return "both arms constant: no Welch test (permutation only)"
+    return ""
 
 
 def holm(p) -> np.ndarray:
@@ -214,6 +227,7 @@ def comparisons(
         for family in FAMILIES:
             rows += family_rows(values, metric, family, rng)
     out = pd.DataFrame(rows, columns=[c for c in COLUMNS if not c.startswith("p_holm")])
+    out["untestable"] = out["untestable"].fillna("")
     primary = out["p_welch"].fillna(out["p_perm"])
     out["p_holm"] = primary.groupby([out["family"], out["metric"]]).transform(holm)
     out["p_holm_perm"] = out["p_perm"].groupby([out["family"], out["metric"]]).transform(holm)

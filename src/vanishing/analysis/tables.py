@@ -54,7 +54,7 @@ def in_grid(table: pd.DataFrame | None, runs: pd.DataFrame, grid: str) -> pd.Dat
     """The rows of ``table`` (keyed by ``cell``) whose cell belongs to sub-grid ``grid``."""
     if table is None:
         return None
-    if "grids" not in runs:
+    if "grids" not in runs or "cell" not in table:
         return table
     cells = runs.loc[runs["grids"].astype(str).str.split().map(lambda gs: grid in gs), "cell"]
     return table[table["cell"].isin(set(cells))]

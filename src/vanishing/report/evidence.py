@@ -160,8 +160,14 @@ def describe(row: pd.Series, mark: str, keys: Sequence[str] = ARCH_AXES) -> str:
         f"diff {num(row['diff'])} [{num(row['diff_ci_low'])}, {num(row['diff_ci_high'])}], "
         f"g = {num(row['hedges_g'])}, Holm p = {num(row['p_holm'], 2)} "
         f"(Welch p = {num(row['p_welch'], 2)}, permutation p = {num(row['p_perm'], 2)}; "
-        f"n = {row['n_treatment']} vs {row['n_baseline']}) {MARK[mark]}"
+        f"n = {row['n_treatment']} vs {row['n_baseline']}{_why(row)}) {MARK[mark]}"
     )
+
+
+def _why(row: pd.Series) -> str:
+    """'; no test: <reason>' where comparisons.csv says why a row has no test."""
+    reason = row.get("untestable", "")
+    return f"; no test: {reason}" if isinstance(reason, str) and reason else ""
 
 
 @dataclass(frozen=True)

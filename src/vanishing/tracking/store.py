@@ -4,8 +4,9 @@ Lightning's MLFlowLogger maps one Trainer to one run; a batched cell trains many
 Trainer, so runs are written with ``MlflowClient`` directly, in few large ``log_batch`` calls
 (each call is a round trip that costs 10-250 ms against SQLite when jobs run side by side).
 
-A rerun of a cell first deletes the runs an earlier, unfinished attempt left for it, so every
-(cell, lr, seed) has exactly one FINISHED run.
+A rerun of a cell first marks the runs an earlier, unfinished attempt left for it FAILED (a
+killed job leaves them RUNNING) and deletes them, so every (cell, lr, seed) has exactly one
+FINISHED run and no run stays RUNNING, not even among the deleted ones.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def sqlite_path(uri: str) -> Path | None:
 
 
 def check_reachable(uri: str, timeout: float = 5.0) -> None:
-    """Fail fast, naming the URI, if a tracking server does not answer ``GET /health``."""
+    """Fail fast, naming the URI, if a tracking server does not answer ``GET /health`` (which
+    needs no credentials) or refuses this process's credentials (``check_credentials``)."""
     if db := sqlite_path(uri):
         db.parent.mkdir(parents=True, exist_ok=True)
         return
@@ -49,8 +51,41 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as r:
             if r.status != 200:
                 raise TrackingUnavailable(f"MLflow server {uri} answered /health with {r.status}")
+    except urllib.error.HTTPError as e:
+        hint = " (is the name used here for it in its --allowed-hosts?)" if e.code == 403 else ""
+        raise TrackingUnavailable(
+            f"MLflow tracking server {uri} answered /health with HTTP {e.code}{hint}"
+        ) from e
     except (urllib.error.URLError, OSError) as e:
         raise TrackingUnavailable(f"MLflow tracking server {uri} is unreachable: {e}") from e
+    check_credentials(uri, timeout)
+
+
+def check_credentials(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, naming the URI, if the server refuses the credentials MLflow's client sends
+    (``MLFLOW_TRACKING_USERNAME`` and ``MLFLOW_TRACKING_PASSWORD``, as every job will): one
+    authenticated read, through MLflow's own HTTP client, without retries."""
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    creds = get_default_host_creds(uri)
+    r = http_request(creds, "/api/2.0/mlflow/experiments/search", "GET", max_retries=0,
+                     timeout=timeout, raise_on_status=False, params={"max_results": 1})  # fmt: skip
+    if r.status_code == 200:
+        return
+    who = (
+        f"user {creds.username!r}"
+        if creds.username
+        else "a client without credentials (MLFLOW_TRACKING_USERNAME is unset)"
+    )
+    if r.status_code == 401:
+        raise TrackingUnavailable(
+            f"MLflow tracking server {uri} refused authentication (HTTP 401) for {who}: set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to an account on that server"
+        )
+    raise TrackingUnavailable(
+        f"MLflow tracking server {uri} refused {who} (HTTP {r.status_code}): {r.text[:300]}"
+    )
 
 
 def init_study(uri: str, study: str, provenance: dict) -> dict:
@@ -96,7 +131,8 @@ class CellRuns:
         self.pending_params: dict[str, list[Param]] = {}
 
     def start(self, cell: str, settings: list[dict], params: dict) -> list[str]:
-        """Delete runs left by an earlier attempt at ``cell``, then create one run per replica,
+        """Mark FAILED and delete the runs an earlier attempt at ``cell`` left (RUNNING ones,
+        when that attempt was killed), then create one run per replica,
         tagged with every setting (so the UI can filter runs while they train). The settings,
         seed and ``params`` become the run's params in its first ``log`` call."""
         stale = self.client.search_runs(
@@ -107,6 +143,8 @@ class CellRuns:
             max_results=10000,
         )
         for run in stale:
+            if run.info.status == RunStatus.to_string(RunStatus.RUNNING):
+                self.finish(run.info.run_id, ok=False)
             self.client.delete_run(run.info.run_id)
         ids = []
         for s in settings:

@@ -1,10 +1,12 @@
 """One training job: its cells one after another, each written to ``<out>/<cell>/`` when done.
 
-A cell's folder is complete when it holds ``DONE.json``; a rerun skips complete cells whose
+A cell's folder is complete when it holds ``DONE.json``, written last and atomically (a
+kill -9 or a full disk never leaves half of one); a rerun skips complete cells whose
 settings are unchanged and trains the others, so a job that stopped half-way continues where it
 stopped (these folders are not Snakemake outputs, which Snakemake deletes when a job fails).
 A cell that raises does not stop the job: the others still train, and the job fails at the end
-naming the failed cells.
+naming the failed cells. A full disk does stop it (``DiskFull``, naming the file system and the
+file being written): the finished cells stay, the unfinished one is removed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -21,9 +24,10 @@ import numpy as np
 import pandas as pd
 
 from vanishing.config import Cell, DataConfig, run_settings
+from vanishing.disk import DiskFull, writing
 from vanishing.outputs import CELL_TABLES, DONE
 from vanishing.tracking.provenance import provenance
-from vanishing.tracking.store import CellRuns
+from vanishing.tracking.store import CellRuns, sqlite_path
 from vanishing.training.data import Splits, load_splits
 from vanishing.training.probes import GRADIENTS, QUANTITIES
 
@@ -45,7 +49,21 @@ def is_done(cell_dir: Path, cell: Cell) -> bool:
     marker = cell_dir / DONE
     if not marker.exists() or not all((cell_dir / f"{t}.csv").exists() for t in CELL_TABLES):
         return False
-    return json.loads(marker.read_text()).get("spec_hash") == spec_hash(cell.spec())
+    try:
+        return json.loads(marker.read_text()).get("spec_hash") == spec_hash(cell.spec())
+    except json.JSONDecodeError:  # half a file, from before it was written atomically
+        return False
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader (or a crash) sees all of it or none:
+    write a temporary file beside it, flush it to disk, rename it over ``path``."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def cell_tables(cell: Cell, splits: Splits, module, fit_seconds: float):
@@ -127,17 +145,20 @@ def train_cell(cell: Cell, cell_dir: Path, tracking: dict, accelerator: str) -> 
     from vanishing.training.module import fit_cell
 
     replicas = run_settings(cell)
-    if cell_dir.exists():
-        shutil.rmtree(cell_dir)
-    cell_dir.mkdir(parents=True)
+    with writing(cell_dir):
+        if cell_dir.exists():
+            shutil.rmtree(cell_dir)
+        cell_dir.mkdir(parents=True)
     t0 = time.perf_counter()
     splits = cached_splits(cell.data, cell.train.probe_size)
     t_mlflow = time.perf_counter()
+    store = sqlite_path(tracking["tracking_uri"])  # None for a tracking server
     mlflow_runs = CellRuns(tracking)
     params = {**provenance(), "init_scheme": cell.model.init_scheme, "cell": cell.name}
     # the settings that are not table columns (the split, the probe size) are params too
     params.update({k: v for k, v in cell.values().items() if k not in replicas[0]})
-    run_ids = mlflow_runs.start(cell.name, replicas, params)
+    with writing(store):
+        run_ids = mlflow_runs.start(cell.name, replicas, params)
     start_seconds = time.perf_counter() - t_mlflow
     try:
         module, fit_seconds = fit_cell(cell, splits, accelerator=accelerator)
@@ -149,18 +170,20 @@ def train_cell(cell: Cell, cell_dir: Path, tracking: dict, accelerator: str) -> 
             seed, lr = replicas[r]["seed"], replicas[r]["lr"]
             sel = (layers["seed"] == seed) & (layers["lr"] == lr)
             csel = (curves["seed"] == seed) & (curves["lr"] == lr)
-            mlflow_runs.log(
-                run_id, run_metrics(runs.iloc[r], layers[sel], curves[csel], cell.model.depth)
-            )
-            mlflow_runs.finish(run_id)
+            with writing(store):
+                mlflow_runs.log(
+                    run_id, run_metrics(runs.iloc[r], layers[sel], curves[csel], cell.model.depth)
+                )
+                mlflow_runs.finish(run_id)
         log_seconds = time.perf_counter() - t_log + start_seconds
     except BaseException:
         mlflow_runs.fail_all(run_ids)
         raise
-    runs.to_csv(cell_dir / "runs.csv", index=False)
-    layers.to_csv(cell_dir / "layer_gradients.csv", index=False)
-    curves.to_csv(cell_dir / "curves.csv", index=False)
-    probe_inputs(cell.name, splits).to_csv(cell_dir / "probe_inputs.csv", index=False)
+    tables = {"runs": runs, "layer_gradients": layers, "curves": curves,
+              "probe_inputs": probe_inputs(cell.name, splits)}  # fmt: skip
+    for name, table in tables.items():
+        with writing(cell_dir / f"{name}.csv"):
+            table.to_csv(cell_dir / f"{name}.csv", index=False)
     timing = {
         "fit_seconds": fit_seconds,
         "probe_seconds": module.history.probe_seconds,
@@ -169,9 +192,11 @@ def train_cell(cell: Cell, cell_dir: Path, tracking: dict, accelerator: str) -> 
         "cell_seconds": time.perf_counter() - t0,
     }
     spec = cell.spec()
-    (cell_dir / DONE).write_text(
-        json.dumps({"spec_hash": spec_hash(spec), "spec": spec, "timing": timing}, indent=2)
-    )
+    with writing(cell_dir / DONE):
+        write_atomically(
+            cell_dir / DONE,
+            json.dumps({"spec_hash": spec_hash(spec), "spec": spec, "timing": timing}, indent=2),
+        )
     return timing
 
 
@@ -187,6 +212,11 @@ def run_job(cells: list[Cell], out: Path, tracking: dict, accelerator: str):
         log.info("[%d/%d] %s: training %d replicas", i, len(cells), cell.name, len(cell.replicas()))
         try:
             timing = train_cell(cell, cell_dir, tracking, accelerator)
+        except DiskFull:
+            # every later cell would fail the same way: stop, and give the unfinished cell's
+            # space back so that the message reaches the log
+            shutil.rmtree(cell_dir, ignore_errors=True)
+            raise
         except Exception:
             log.exception("[%d/%d] %s: failed", i, len(cells), cell.name)
             failed.append(cell.name)
