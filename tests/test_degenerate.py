@@ -10,8 +10,10 @@ from itertools import product
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from study import TINY, snakemake, store_runs, write_config
 from synthetic import CELL_SETTINGS, make_runs, probe_inputs
 
 from vanishing.analysis.comparisons import compare_two
@@ -64,7 +66,7 @@ def study(draw) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return runs, pd.DataFrame(layers), pd.DataFrame(curves)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_random_small_studies_go_through_every_step(tmp_path_factory, data):
     runs, layers, curves = study(data.draw)
@@ -88,3 +90,22 @@ def test_one_seed_per_arm_gives_no_p_value_and_says_why():
     assert np.isnan(out["p_welch"]) and np.isnan(out["p_perm"]) and np.isnan(out["hedges_g"])
     assert out["diff"] == 0.9 - 0.5 and "one seed" in out["untestable"]
     assert compare_two([0.5, 0.6], [0.9, 1.0], np.random.default_rng(0))["untestable"] == ""
+
+
+@pytest.mark.e2e
+def test_a_one_seed_study_finishes_and_says_what_it_cannot_test(tmp_path):
+    """A first quick try: one seed, two activations, two depths. Trains, then every table,
+    figure and FINDINGS are written; comparisons have no p-values and say why."""
+    grid = {"activation": ["sigmoid", "relu"], "depth": [2, 8], "norm": ["none"],
+            "residual": [False]}  # fmt: skip
+    write_config(tmp_path, {**TINY, "grid": grid, "seeds": [3]})
+    snakemake(tmp_path)
+    results = tmp_path / "results"
+    comp = pd.read_csv(results / "tables" / "comparisons.csv")
+    assert len(comp) and comp["p_welch"].isna().all() and comp["p_perm"].isna().all()
+    assert comp["untestable"].str.contains("one seed").all()
+    findings = (results / "FINDINGS.md").read_text()
+    assert "no test: one seed in an arm" in findings
+    assert len(list((results / "figures").glob("*.png"))) > 10
+    runs = pd.read_csv(results / "tables" / "runs.csv")
+    assert set(runs["seed"]) == {3} and len(store_runs(tmp_path)) == len(runs) + 1

@@ -159,8 +159,16 @@ class CellModule(pl.LightningModule):
     def final_evaluation(self) -> dict[str, np.ndarray]:
         """Per replica (R,): ``final_train_loss``, ``final_val_accuracy``,
         ``final_test_accuracy`` in eval mode after the last step (NaN for a diverged replica),
-        and ``best_val_accuracy`` over the per-epoch validations."""
+        ``best_val_accuracy`` over the per-epoch validations, and the layer reset's
+        (``reset_evaluation``). All NaN for a profile at init (epochs 0): nothing trained."""
         d, dead = self.data, ~self.active.numpy()
+        if self.cell.train.epochs == 0:  # a profile at init: nothing trained, nothing to measure
+            nan = np.full(len(dead), np.nan)
+            names = ("final_train_loss", "final_val_accuracy", "final_test_accuracy",
+                     "best_val_accuracy", "reset_train_loss", "reset_test_accuracy")  # fmt: skip
+            out = {k: nan.copy() for k in names}
+            out["reset_layers"] = np.full(len(dead), float(self.cell.model.depth // 2))
+            return out
         train_loss, _ = self.evaluate(d.x_train, d.y_train)
         out = {
             "final_train_loss": train_loss.astype(np.float64),
