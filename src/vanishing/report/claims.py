@@ -20,6 +20,7 @@ import pandas as pd
 from vanishing.activations import SATURATING
 from vanishing.report import remedies
 from vanishing.report.evidence import (
+    ALPHA,
     DEEP,
     HOLDS,
     MARK,
@@ -43,7 +44,6 @@ HUNDREDS = 100  # "hundreds of layers": at least this many
 THEORY_TOLERANCE = 0.15
 SATURATION_SHARE = 0.5  # saturation causes the decay if it accounts for at least half of it
 CHANCE_MARGIN = 0.1  # a cell "learned" if its test accuracy beats chance by more than this
-RESET_ALPHA = 0.05
 SATURATING_PLAIN = dict(activation=SATURATING, **plain())
 
 
@@ -127,9 +127,9 @@ def judge_stagnation(t, grids, keys) -> dict:
     resets = resets[resets["cell"].isin(learned)] if len(resets) else resets
 
     def mark(r):
-        if r["p_tost"] < RESET_ALPHA:
+        if r["p_tost"] < ALPHA:
             return HOLDS
-        return OPPOSITE if r["mean"] > 0 and r["p_holm"] < RESET_ALPHA else NULL
+        return OPPOSITE if r["mean"] > 0 and r["p_holm"] < ALPHA else NULL
 
     def line(r, m):
         return (
@@ -192,11 +192,11 @@ def judge_mechanism(t, grids, keys) -> dict:
     sat = rows(t["cell_tests"], cell_grid, DEEP, metric="saturation_change", **SATURATING_PLAIN)
     grad = rows(t["cell_tests"], cell_grid, DEEP, metric="grad_ratio_change", **SATURATING_PLAIN)
     falls = (
-        set(grad.loc[(grad["mean"] < 0) & (grad["p_holm"] < 0.05), "cell"]) if len(grad) else set()
+        set(grad.loc[(grad["mean"] < 0) & (grad["p_holm"] < ALPHA), "cell"]) if len(grad) else set()
     )
 
     def train_mark(r):
-        significant = r["p_holm"] < 0.05
+        significant = r["p_holm"] < ALPHA
         if significant and r["mean"] > 0 and r["cell"] in falls:
             return HOLDS
         return OPPOSITE if significant and r["mean"] < 0 else NULL
