@@ -132,3 +132,21 @@ def test_tally_and_combine_rules():
     assert combine(["not supported", "not tested"]) == "not supported"
     assert combine(["not tested", "not tested"]) == "not tested"
     assert combine(["supported", "supported"]) == "supported"
+
+
+def test_verdict_table_for_the_report_front_page():
+    """The reStructuredText verdict table renders as a table with one row per claim (no stray
+    enumerated lists, no docutils warnings), each with its verdict and, untested, its reason."""
+    from docutils.core import publish_parts
+
+    from vanishing.report.evidence import Claim, render_verdicts_rst
+
+    claims = [
+        Claim(1, "Gradients *shrink* with depth_", "r", "supported"),
+        Claim(2, "Deep nets | train", "r", "not tested", reason="no `tanh` cells"),
+    ]
+    html = publish_parts(render_verdicts_rst(claims), writer="html",
+                         settings_overrides={"report_level": 1})["html_body"]  # fmt: skip
+    assert html.count("<tr>") == 3 and "system-message" not in html and "<ol" not in html
+    assert "1. Gradients *shrink* with depth_" in html and "<strong>supported</strong>" in html
+    assert "<strong>not tested</strong> (no `tanh` cells)" in html

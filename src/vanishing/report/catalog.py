@@ -25,15 +25,22 @@ class FigureSpec:
         return f"../report/{self.name}.rst"
 
 
+# Categories are the report's sections; subcategories group the figures that a claim of
+# FINDINGS rests on, so they sit side by side: how the gradient decays with depth at init (claims
+# 1, 3 and the init parts of 4 and 5), how it and saturation evolve in training (2, 4), accuracy
+# (2, 4, 5), and the mean-field prediction (6).
 FIGURES: tuple[FigureSpec, ...] = (
-    FigureSpec("trainability", "Trainability", ("selected",)),
-    FigureSpec("gradient_profile_init", "Gradient flow", ("layer_gradients",)),
-    FigureSpec("grad_ratio_init", "Gradient flow", ("selected",)),
-    FigureSpec("lr_sweep", "Trainability", ("summary",)),
-    FigureSpec("training_curves", "Trainability", ("curves", "selected")),
-    FigureSpec("gradient_flow_heatmap", "Gradient flow", ("layer_gradients", "selected")),
-    FigureSpec("saturation", "Gradient flow", ("layer_gradients", "selected")),
-    FigureSpec("theory_overlay", "Theory", ("theory_profiles",)),
-)
+    FigureSpec("trainability", "Trainability", ("selected",), "Accuracy at the selected lr"),
+    FigureSpec("gradient_profile_init", "Gradient flow", ("layer_gradients",),
+               "Decay with depth at init"),
+    FigureSpec("grad_ratio_init", "Gradient flow", ("selected",), "Decay with depth at init"),
+    FigureSpec("lr_sweep", "Trainability", ("summary",), "Across learning rates"),
+    FigureSpec("training_curves", "Trainability", ("curves", "selected"),
+               "Accuracy at the selected lr"),
+    FigureSpec("gradient_flow_heatmap", "Gradient flow", ("layer_gradients", "selected"),
+               "During training"),
+    FigureSpec("saturation", "Gradient flow", ("layer_gradients", "selected"), "During training"),
+    FigureSpec("theory_overlay", "Theory", ("theory_profiles",), "Mean-field prediction"),
+)  # fmt: skip
 NAMES = tuple(f.name for f in FIGURES)
 TABLES = tuple(dict.fromkeys(t for f in FIGURES for t in f.tables))  # every table a figure reads

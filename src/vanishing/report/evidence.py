@@ -160,3 +160,22 @@ def render(claims: Sequence[Claim], sources: str) -> str:
         if c.evidence:
             lines += ["Evidence:", "", *[f"- {e}" for e in c.evidence], ""]
     return "\n".join(lines)
+
+
+def render_verdicts_rst(claims: Sequence[Claim]) -> str:
+    """FINDINGS' verdict table in reStructuredText (a list table), for the report's front page,
+    with each untested claim's reason."""
+    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 70 30", "",
+             "   * - claim", "     - verdict"]  # fmt: skip
+    for c in claims:
+        verdict = f"**{c.verdict}**" + (f" ({_rst_text(c.reason)})" if c.reason else "")
+        # "1\\." keeps docutils from reading the cell as an enumerated list
+        lines += [f"   * - {c.number}\\. {_rst_text(c.title)}", f"     - {verdict}"]
+    return "\n".join(lines) + "\n"
+
+
+def _rst_text(text: str) -> str:
+    """``text`` safe inside a reStructuredText table cell (no stray markup characters)."""
+    for char in "\\`|*_":
+        text = text.replace(char, "\\" + char)
+    return text

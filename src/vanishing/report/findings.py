@@ -29,6 +29,7 @@ from vanishing.report.evidence import (
     num,
     pick,
     render,
+    render_verdicts_rst,
     same,
     tally,
 )
@@ -268,11 +269,14 @@ def evaluate(tables_dir: Path) -> list[Claim]:
     return [Claim(number=i, **c) for i, c in enumerate(judged, start=1)]
 
 
-def write_findings(tables_dir: Path, out_path: Path) -> list[Claim]:
+def write_findings(tables_dir: Path, out_path: Path, rst_path: Path | None = None) -> list[Claim]:
     """Judge every claim on the tables in ``tables_dir`` (``NEEDS``), write the Markdown to
-    ``out_path`` (e.g. results/FINDINGS.md), return the claims."""
+    ``out_path`` (e.g. results/FINDINGS.md) and the verdict table as reStructuredText to
+    ``rst_path`` (for the report's front page), return the claims."""
     claims = evaluate(tables_dir)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(render(claims, sources=str(tables_dir)))
+    if rst_path is not None:
+        Path(rst_path).write_text(render_verdicts_rst(claims))
     return claims
