@@ -14,6 +14,10 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+# The report's front page: how to read it, and FINDINGS' verdict table.
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/tracking.smk"
 include: "workflow/rules/train.smk"
@@ -31,6 +35,7 @@ localrules:
     figures,
     findings,
     report_tables,
+    train_jobs,
     publish,
 
 
@@ -42,4 +47,5 @@ rule all:
         rules.figures.output,
         rules.findings.output,
         rules.report_tables.output,
+        rules.train_jobs.output,
         rules.publish.output,
