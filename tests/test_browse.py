@@ -59,7 +59,7 @@ def test_a_replica_page_shows_its_tags_profile_image_and_few_charts(seen):
     page = seen["replica_page"]
     assert all(page["tags"].values()) and page["source"] and page["commit"], page
     assert page["description"] and page["dataset"] and page["parent_is_cell"]
-    assert seen["profile_image"] == [400, 256]  # the PNG the training job drew, fetched
+    assert seen["profile_image"] == [448, 256]  # the PNG the training job drew, fetched
     assert 10 <= seen["charts"] <= 25  # few charts, not one per layer
     assert "log10_grad_preact_rms" in seen["chart_sections"]
     assert not any("layer_0" in s for s in seen["chart_sections"])

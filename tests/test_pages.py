@@ -83,17 +83,25 @@ def test_verdict_table_is_cut_from_findings():
     assert "| 1. A | supported |" in pages.study_note("s", pages.verdict_table(md))
 
 
-def test_profile_image_is_drawn_on_one_reused_figure(tmp_path):
-    image = pages.ProfileImage(size=(5.0, 3.2), dpi=80)
-    _, layers, _ = replica(6, {0: [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1], 32: [1e-3] * 6})
-    first = image.draw(layers, "a\nb", tmp_path / "a.png")
+def test_profile_images_of_a_cell_share_one_figure_and_its_axes(tmp_path):
+    image = pages.ProfileImage(size=(5.6, 3.2), dpi=80)
+    _, steep, _ = replica(6, {0: [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1], 32: [1e-3] * 6})
+    flat = steep.assign(grad_preact_rms=1.0)
+    paths = image.draw_cell([(steep, "a\nb", tmp_path / "a.png"), (flat, "c", tmp_path / "b.png")])
     lines = list(image.lines)
-    assert [round(y, 6) for y in lines[0].get_ydata()] == [-6, -5, -4, -3, -2, -1]  # log10
-    second = image.draw(layers.assign(grad_preact_rms=1.0), "c", tmp_path / "b.png")
-    assert image.lines == lines  # same probe steps and depth: the lines are moved, not redrawn
-    assert list(lines[0].get_ydata()) == [0.0] * 6
-    for path in (first, second):
+    assert list(lines[0].get_ydata()) == [0.0] * 6  # the last replica drawn: log10 1
+    lo, hi = image.ax.get_ylim()
+    assert lo < -6 and hi > 0  # one y range for the cell's replicas: both fit
+    pixels = []
+    for path in paths:
         with Image.open(path) as im:
-            assert im.size == (400, 256)
-    image.draw(replica(3, {0: [1.0, 0.0, 1.0]})[1], "d", tmp_path / "c.png")  # underflow: a gap
+            assert im.size == (448, 256)
+            pixels.append(np.asarray(im.convert("RGB"), dtype=int))
+    assert np.abs(pixels[0] - pixels[1]).sum() > 0  # the lines differ, the background not
+    image.draw(steep, "again", tmp_path / "c.png")
+    assert image.lines == lines  # same probe steps and depth: the lines are reused
+    with Image.open(tmp_path / "c.png") as im:
+        again = np.asarray(im.convert("RGB"), dtype=int)
+    assert again.shape == pixels[0].shape
+    image.draw(replica(3, {0: [1.0, 0.0, 1.0]})[1], "d", tmp_path / "d.png")  # underflow: a gap
     assert len(image.lines) == 1 and math.isnan(image.lines[0].get_ydata()[1])

@@ -126,19 +126,18 @@ def cached_datasets(data: DataConfig, probe_size: int) -> tuple[dict, ...]:
     return tuple(out)
 
 
-def log_replica(runs: CellRuns, run_id: str, row: pd.Series, layers, curves, image, folder):
-    """One replica's metrics, profile image and per-layer table to its MLflow run; returns the
-    seconds spent drawing the image."""
+def log_replica(runs: CellRuns, run_id: str, row: pd.Series, layers, curves, folder: Path):
+    """One replica's metrics, its per-layer table and every file already in ``folder`` (its
+    profile image) to its MLflow run, which is then FINISHED."""
     runs.log(run_id, pages.replica_metrics(row, layers, curves))
-    t0 = time.perf_counter()
-    title = f"{row['cell']}\nlr {row['lr']:g}, seed {row['seed']}"
-    image.draw(layers, title, folder / pages.PROFILE_IMAGE)
-    draw_seconds = time.perf_counter() - t0
-    cols = ["step", "layer", *QUANTITIES]
-    layers[cols].to_csv(folder / pages.LAYER_TABLE, index=False)
+    layers[["step", "layer", *QUANTITIES]].to_csv(folder / pages.LAYER_TABLE, index=False)
     runs.log_artifacts(run_id, folder)
     runs.finish(run_id)
-    return draw_seconds
+
+
+def profile_title(row: pd.Series) -> str:
+    text = f"{row['cell']}\nlr {row['lr']:g}, seed {row['seed']}"
+    return text + (f", diverged at step {row['diverged_step']}" if row["diverged"] else "")
 
 
 def train_cell(
@@ -172,15 +171,22 @@ def train_cell(
         runs.insert(runs.columns.get_loc("init_scheme"), "mlflow_run_id", run_ids)
         runs["git_commit"] = params["git_commit"]
         t_log = time.perf_counter()
-        image_seconds = 0.0
-        image = profile_image()
-        for r, run_id in enumerate(run_ids):
-            seed, lr = replicas[r]["seed"], replicas[r]["lr"]
-            sel = (layers["seed"] == seed) & (layers["lr"] == lr)
-            csel = (curves["seed"] == seed) & (curves["lr"] == lr) if len(curves) else []
-            with tempfile.TemporaryDirectory() as folder:
-                image_seconds += log_replica(mlflow_runs, run_id, runs.iloc[r], layers[sel],
-                                             curves[csel], image, Path(folder))  # fmt: skip
+        sel = [(layers["seed"] == s) & (layers["lr"] == lr) for s, lr in cell.replicas()]
+        with tempfile.TemporaryDirectory() as tmp:
+            folders = [Path(tmp) / str(r) for r in range(len(run_ids))]
+            t_image = time.perf_counter()
+            items = []
+            for r, folder in enumerate(folders):
+                folder.mkdir()
+                items.append((layers[sel[r]], profile_title(runs.iloc[r]),
+                              folder / pages.PROFILE_IMAGE))  # fmt: skip
+            profile_image().draw_cell(items)
+            image_seconds = time.perf_counter() - t_image
+            for r, run_id in enumerate(run_ids):
+                seed, lr = replicas[r]["seed"], replicas[r]["lr"]
+                csel = (curves["seed"] == seed) & (curves["lr"] == lr) if len(curves) else []
+                log_replica(mlflow_runs, run_id, runs.iloc[r], layers[sel[r]], curves[csel],
+                            folders[r])  # fmt: skip
         mlflow_runs.finish(mlflow_runs.cell_run_id)
         log_seconds = time.perf_counter() - t_log + start_seconds - image_seconds
     except BaseException:
