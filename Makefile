@@ -4,7 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP_FLAGS := --disable-pip-version-check --no-input -q
 
-.PHONY: study test test-fast lint report ui mlflow-server dry-run clean-results
+.PHONY: study test test-fast lint report ui screenshots status mlflow-server dry-run clean-results
+
+# Debian's Chromium, which the browser test and `make screenshots` drive through Playwright's Python
+# package (pinned in the test extra). Never `playwright install`: it downloads a browser build.
+CHROMIUM := /usr/bin/chromium
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -16,17 +20,23 @@ $(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/activate
 	$(BIN)/python -m pip install $(PIP_FLAGS) -c requirements.lock -e '.[test,slurm,server]'
 	touch $@
 
+$(CHROMIUM):
+	apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)
+
 # make study CONFIG=my.yaml DIR=studies/my: another config, in its own working directory. After a
 # crash (kill -9, power loss) the same command continues; a second one in the same DIR refuses.
+# Then the report (attached to the study's MLflow run).
 CONFIG ?=
 DIR ?= .
+SNAKE_ARGS = -d $(DIR) $(if $(CONFIG),--configfile $(CONFIG))
 study: $(VENV)/.installed
 	$(BIN)/vanishing study --directory $(DIR) $(if $(CONFIG),--configfile $(CONFIG))
+	$(MAKE) --no-print-directory report
 
 dry-run: $(VENV)/.installed
 	$(BIN)/snakemake -n
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(CHROMIUM)
 	$(BIN)/python -m pytest -q -ra
 
 # Unit tests only (no Snakefile runs, no SLURM, no servers): under a minute.
@@ -39,12 +49,30 @@ lint: $(VENV)/.installed
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/python -m pytest -q tests/test_lint.py -k snakemake_lint  # one lint accepted: see there
 
+# results/report.html, opening on the findings, also attached to the study's parent run in MLflow.
 report: $(VENV)/.installed
-	$(BIN)/snakemake --report results/report.html
+	$(BIN)/snakemake $(SNAKE_ARGS) --report $(abspath $(DIR))/results/report.html \
+	  --report-stylesheet $(CURDIR)/workflow/report/report.css
+	$(BIN)/vanishing attach-report --tracking $(DIR)/results/tracking.json \
+	  --report $(DIR)/results/report.html
 
-# The MLflow UI over the study's embedded store, on http://127.0.0.1:5000
+# The MLflow UI over the study's embedded store, on http://127.0.0.1:5000. MLflow 3.17 opens an
+# experiment on its GenAI overview unless the sidebar's switch says "Model training" or the address
+# carries workflowType=machine_learning: the address printed here opens the study on its runs.
 ui: $(VENV)/.installed
+	@$(BIN)/python -c "import json; t = json.load(open('results/tracking.json')); print( \
+	  f'Open http://127.0.0.1:5000/#/experiments/{t[\"experiment_id\"]}?workflowType=machine_learning')" \
+	  2>/dev/null || echo "Open http://127.0.0.1:5000 (no results/tracking.json yet)"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///results/mlflow.db --host 127.0.0.1 --port 5000
+
+# Screenshots of the study's MLflow UI, as a user browses it, into docs/screenshots/ (README,
+# "Browsing results"): starts its own `mlflow ui` on a free port and drives Chromium.
+screenshots: $(VENV)/.installed $(CHROMIUM)
+	$(BIN)/python scripts/screenshots.py --workdir $(DIR) --out docs/screenshots
+
+# The study's progress from the files on disk, every 10 s until it is done (also on SLURM).
+status: $(VENV)/.installed
+	$(BIN)/vanishing status --watch 10 --directory $(DIR)
 
 # A tracking server for several jobs or nodes (see README) with MLflow's authentication: set
 # MLFLOW_AUTH_ADMIN_USERNAME and MLFLOW_AUTH_ADMIN_PASSWORD first (there is no default password).

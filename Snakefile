@@ -21,6 +21,10 @@ apply_design(config, workflow.config_settings.overwrite_config or {})
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+# The report's front page: how to read it, and FINDINGS' verdict table.
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/tracking.smk"
 include: "workflow/rules/train.smk"
@@ -38,6 +42,7 @@ localrules:
     figures,
     findings,
     report_tables,
+    train_jobs,
     publish,
 
 
@@ -49,4 +54,5 @@ rule all:
         rules.figures.output,
         rules.findings.output,
         rules.report_tables.output,
+        rules.train_jobs.output,
         rules.publish.output,

@@ -32,6 +32,15 @@ def default_config() -> dict:
     return validated(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
 
 
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory):
+    """The tiny study, run once for the session (test_browse, test_e2e) while its progress was
+    polled (``study.WatchedStudy``)."""
+    from study import run_watched
+
+    return run_watched(tmp_path_factory.mktemp("study"))
+
+
 def snakemake_env() -> dict:
     """The environment for a Snakemake subprocess: no inherited MLflow URI."""
     env = dict(os.environ)

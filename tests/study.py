@@ -3,8 +3,13 @@ local, SLURM and tracking-server runs must produce the same outputs."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
 import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -62,24 +67,81 @@ def write_config(workdir: Path, study: dict | None = None, **overrides) -> Path:
 
 def snakemake(workdir: Path, *args: str, env: dict | None = None, timeout: int = 900):
     """Run the real Snakefile in ``workdir``; returns the CompletedProcess (output captured)."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--configfile",
-        str(workdir / "tiny.yaml"),
-        *args,
-    ]
+    cmd = snakemake_cmd(workdir, *args)
     out = subprocess.run(
         cmd, capture_output=True, text=True, env=env or snakemake_env(), timeout=timeout
     )
     if out.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{out.stdout[-4000:]}\n{out.stderr[-6000:]}")
     return out
+
+
+def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+            "--configfile", str(workdir / "tiny.yaml"), *args]  # fmt: skip
+
+
+def done_markers(workdir: Path) -> int:
+    return len(list((workdir / "results" / "runs").glob("*/DONE.json")))
+
+
+def status_cli(workdir: Path) -> dict:
+    """``vanishing status --json`` run in the study's working directory, as a user would."""
+    out = subprocess.run([sys.executable, "-m", "vanishing", "status", "--json"], cwd=workdir,
+                         capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    return json.loads(out.stdout)
+
+
+@dataclass
+class WatchedStudy:
+    """A study run to its end while its progress was read from the files, as ``vanishing
+    status`` reads them: each snapshot is the number of DONE.json files just before, the status,
+    and the number just after; ``cli`` is one reading through the command line mid-study."""
+
+    workdir: Path
+    out: subprocess.CompletedProcess
+    snapshots: list[dict] = field(default_factory=list)
+    cli: dict | None = None
+
+
+def run_watched(workdir: Path, timeout: float = 900, poll: float = 0.5) -> WatchedStudy:
+    """Run the tiny study in ``workdir`` (as ``make study`` runs snakemake: the default profile)
+    in the background and poll its progress until it ends."""
+    from vanishing.progress import study_status
+
+    write_config(workdir)
+    log_out, log_err = workdir / "snakemake.out", workdir / "snakemake.err"
+    with open(log_out, "w") as o, open(log_err, "w") as e:
+        proc = subprocess.Popen(snakemake_cmd(workdir), stdout=o, stderr=e, env=snakemake_env(),
+                                start_new_session=True)  # fmt: skip
+    watched = WatchedStudy(workdir, None)
+    deadline = time.monotonic() + timeout
+    try:
+        while proc.poll() is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the tiny study took more than {timeout} s")
+            before = done_markers(workdir)
+            st = study_status(workdir / "results").to_dict()
+            after = done_markers(workdir)
+            last = watched.snapshots[-1]["status"] if watched.snapshots else None
+            if st["cells"] and (last is None or (st["done"], st["running"], st["jobs"])
+                                != (last["done"], last["running"], last["jobs"])):  # fmt: skip
+                watched.snapshots.append({"before": before, "after": after, "status": st})
+            if watched.cli is None and 0 < before and after < N_CELLS:
+                watched.cli = {"before": before, "status": status_cli(workdir),
+                               "after": done_markers(workdir)}  # fmt: skip
+            time.sleep(poll)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 15)
+            proc.wait(timeout=60)
+    watched.out = subprocess.CompletedProcess(proc.args, proc.returncode, log_out.read_text(),
+                                              log_err.read_text())  # fmt: skip
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake failed:\n{watched.out.stdout[-4000:]}\n{watched.out.stderr[-6000:]}"
+        )
+    return watched
 
 
 def check_tables(results: Path) -> pd.DataFrame:
@@ -122,21 +184,54 @@ def check_tables(results: Path) -> pd.DataFrame:
     return runs
 
 
+STANDARD_TAGS = ("mlflow.user", "mlflow.source.name", "mlflow.source.type",
+                 "mlflow.source.git.commit", "mlflow.note.content")  # fmt: skip
+REPLICA_KEYS = {"train/loss", "val/accuracy", "test/accuracy", "grad_ratio_init",
+                "log10_grad_ratio", "log10_grad_ratio_init", "log10_grad_preact_rms/first_layer",
+                "log10_grad_preact_rms/last_layer", "saturation/mean"}  # fmt: skip
+CELL_KEYS = {"selected_lr", "final_test_accuracy_mean", "log10_grad_ratio_init_mean",
+             "divergence_rate", "lr_at_edge"}  # fmt: skip
+
+
 def check_mlflow_runs(runs: list[dict], expected: pd.DataFrame) -> None:
-    """``runs`` as MLflow's REST API returns them (dicts with info/data): exactly one FINISHED
-    child per (cell, lr, seed), with the settings as params and the metric names logged."""
-    children = [r for r in runs if any(t["key"] == "cell" for t in r["data"].get("tags", []))]
+    """``runs`` as MLflow's REST API returns them (dicts with info/data/inputs): one FINISHED
+    study run; under it one FINISHED run per cell carrying its summary metrics; under each cell
+    exactly one FINISHED replica run per (lr, seed), with the settings as params and tags and few,
+    log10, metric keys; every run with MLflow's standard tags and the data set's three splits as
+    dataset inputs (with digests)."""
+    tags = {r["info"]["run_id"]: {t["key"]: t["value"] for t in r["data"].get("tags", [])}
+            for r in runs}  # fmt: skip
+    by_id = {r["info"]["run_id"]: r for r in runs}
+    role = {i: t.get("vanishing.role") for i, t in tags.items()}
+    (study,) = [i for i, r in role.items() if r == "study"]
+    cells = {tags[i]["cell"]: i for i, r in role.items() if r == "cell"}
+    assert set(cells) == set(expected["cell"])
     keys = []
-    for r in children:
-        tags = {t["key"]: t["value"] for t in r["data"]["tags"]}
-        assert r["info"]["status"] == "FINISHED", tags["cell"]
+    for run_id, r in by_id.items():
+        t = tags[run_id]
+        assert r["info"]["status"] == "FINISHED", (role[run_id], t.get("cell"))
+        assert all(t.get(k) for k in STANDARD_TAGS), [k for k in STANDARD_TAGS if not t.get(k)]
+        assert re.fullmatch(r"[0-9a-f]{40}", t["mlflow.source.git.commit"])
+        inputs = r.get("inputs", {}).get("dataset_inputs", [])
+        contexts = {tg["value"] for d in inputs for tg in d.get("tags", [])
+                    if tg["key"] == "mlflow.data.context"}  # fmt: skip
+        assert contexts == {"training", "validation", "test"}, (role[run_id], contexts)
+        assert all(d["dataset"]["digest"] for d in inputs)
+        metrics = {m["key"] for m in r["data"].get("metrics", [])}
+        if role[run_id] == "cell":
+            assert t["mlflow.parentRunId"] == study
+            assert CELL_KEYS <= metrics, CELL_KEYS - metrics
+            assert "Selected lr" in t["mlflow.note.content"]
+        if role[run_id] != "replica":
+            continue
+        assert t["mlflow.parentRunId"] == cells[t["cell"]]
         params = {p["key"]: p["value"] for p in r["data"]["params"]}
-        assert params["activation"] == tags["activation"] and "git_commit" in params
+        assert params["activation"] == t["activation"] and "git_commit" in params
         assert "version_torch" in params
-        metrics = {m["key"] for m in r["data"]["metrics"]}
-        assert {"train/loss", "val/accuracy", "test/accuracy", "grad_ratio_init"} <= metrics
-        assert "grad_preact_rms/layer_01" in metrics and "saturation/layer_02" in metrics
-        keys.append((tags["cell"], float(tags["lr"]), int(tags["seed"])))
+        assert REPLICA_KEYS <= metrics, REPLICA_KEYS - metrics
+        assert len(metrics) <= 25 and not any("layer_0" in k for k in metrics)
+        keys.append((t["cell"], float(t["lr"]), int(t["seed"])))
+    assert "| claim | verdict |" in tags[study]["mlflow.note.content"]
     assert len(keys) == len(set(keys)) == len(expected)
     assert set(keys) == set(zip(expected["cell"], expected["lr"], expected["seed"], strict=True))
 
@@ -149,6 +244,11 @@ def store_runs(workdir) -> list[dict]:
     exp = client.get_experiment_by_name("tiny")
     out = []
     for r in client.search_runs([exp.experiment_id], max_results=5000):
+        inputs = [
+            {"dataset": {"digest": d.dataset.digest, "name": d.dataset.name},
+             "tags": [{"key": t.key, "value": t.value} for t in d.tags]}
+            for d in r.inputs.dataset_inputs
+        ]  # fmt: skip
         out.append(
             {
                 "info": {"status": r.info.status, "run_id": r.info.run_id},
@@ -157,6 +257,7 @@ def store_runs(workdir) -> list[dict]:
                     "params": [{"key": k, "value": v} for k, v in r.data.params.items()],
                     "metrics": [{"key": k} for k in r.data.metrics],
                 },
+                "inputs": {"dataset_inputs": inputs},
             }
         )
     return out

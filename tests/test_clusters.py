@@ -12,6 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO, snakemake_env
@@ -141,7 +142,7 @@ def test_tiny_study_against_a_tracking_server(server, tmp_path):
     layer = rest(
         uri,
         f"/api/2.0/mlflow/metrics/get-history?run_id={one['mlflow_run_id']}"
-        "&metric_key=grad_preact_rms/layer_01",
+        "&metric_key=log10_grad_preact_rms/first_layer",
     )["metrics"]
     layers = pd.read_csv(tmp_path / "results" / "tables" / "layer_gradients.csv")
     mine = layers[
@@ -151,7 +152,13 @@ def test_tiny_study_against_a_tracking_server(server, tmp_path):
         & (layers["layer"] == 1)
     ]
     assert sorted(m["step"] for m in layer) == sorted(mine["step"])
-    assert sorted(m["value"] for m in layer) == pytest.approx(sorted(mine["grad_preact_rms"]))
+    expected = np.log10(mine.sort_values("step")["grad_preact_rms"])
+    assert [m["value"] for m in sorted(layer, key=lambda m: m["step"])] == pytest.approx(
+        list(expected)
+    )
+    # the replica's profile image went through the server's artifact proxy
+    arts = rest(uri, f"/api/2.0/mlflow/artifacts/list?run_id={one['mlflow_run_id']}")
+    assert {"gradient_profile.png", "layer_gradients.csv"} <= {f["path"] for f in arts["files"]}
 
 
 def test_unreachable_server_fails_at_once_naming_the_uri(tmp_path):

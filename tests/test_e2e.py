@@ -4,11 +4,23 @@ MLflow store, the report, a rerun that does nothing, and a resumed study."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 import pytest
-from study import N_RUNS, check_mlflow_runs, check_tables, snakemake, store_runs, write_config
+from conftest import REPO
+from study import (
+    N_RUNS,
+    check_mlflow_runs,
+    check_tables,
+    snakemake,
+    status_cli,
+    store_runs,
+    write_config,
+)
 
 from vanishing.analysis.tables import read_tables
 from vanishing.report import catalog
@@ -19,11 +31,9 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("study")
-    write_config(workdir)
-    out = snakemake(workdir)  # as `make study`: cores and the rest from profiles/default
-    return workdir, out
+def study(tiny_study):
+    """As `make study` runs it: cores and the rest from profiles/default."""
+    return tiny_study.workdir, tiny_study.out
 
 
 def test_the_default_profile_is_loaded(study):
@@ -128,13 +138,78 @@ def test_rerun_does_nothing(study):
     assert "Nothing to be done" in out.stdout + out.stderr
 
 
-def test_report_builds(study):
+def test_report_opens_on_the_findings_and_is_attached_to_the_study_run(study):
+    """As `make report` builds it: the front page is workflow.rst with FINDINGS' verdict table
+    (no docutils warnings anywhere), figures sit in their categories and subcategories, each
+    training job's time and memory is a table, and the report is an artifact of the study run."""
     workdir, _ = study
-    snakemake(workdir, "--report", str(workdir / "results" / "report.html"))
-    html = (workdir / "results" / "report.html").read_text(errors="replace")
-    assert len(html) > 100_000
+    report = workdir / "results" / "report.html"
+    css = REPO / "workflow" / "report" / "report.css"
+    snakemake(workdir, "--report", str(report), "--report-stylesheet", str(css))
+    html = report.read_text(errors="replace")
+    assert len(html) > 100_000 and "System Message" not in html
+    front = html[html.index("var workflow_desc") :][:20_000]
+    assert "How to read this report" in front and "<strong>tiny</strong>" in front
+    for c in evaluate(workdir / "results" / "tables"):
+        assert f"{c.number}. {c.title}" in front and f"<strong>{c.verdict}</strong>" in front
+    assert "align-items: flex-start" in html  # the stylesheet that starts the page at the top
     for f in catalog.FIGURES:
-        assert f.category in html and f"{f.name}.png" in html, f.name
+        assert f.category in html and f.subcategory in html and f"{f.name}.png" in html, f.name
+    assert "train_jobs.csv" in html
+    jobs = pd.read_csv(workdir / "results" / "tables" / "train_jobs.csv")
+    assert len(jobs) == 4 and (jobs["cells"] == 4).all()
+    assert (jobs["seconds"] > 0).all() and (jobs["max_rss_mb"] > 100).all()
+    assert (jobs["seconds"] >= jobs["fit_seconds"]).all()
+    subprocess.run([sys.executable, "-m", "vanishing", "attach-report"], cwd=workdir, check=True,
+                   capture_output=True, timeout=120)  # fmt: skip
+    from mlflow import MlflowClient
+
+    tracking = json.loads((workdir / "results" / "tracking.json").read_text())
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir}/results/mlflow.db")
+    attached = {a.path for a in client.list_artifacts(tracking["parent_run_id"], "study")}
+    assert "study/report.html" in attached
+
+
+def test_status_while_the_study_ran(tiny_study):
+    """`vanishing status`, read while the study trained, counted the finished cells that the
+    files showed (between the DONE.json files counted just before and just after), saw jobs
+    mid-cell with their step and live replicas, and estimated the time left."""
+    snaps = tiny_study.snapshots
+    # the plan files appear one job (4 cells) at a time before training starts
+    assert {s["status"]["cells"] for s in snaps} <= {4, 8, 12, 16}
+    assert all(s["status"]["cells"] == 16 for s in snaps if s["status"]["done"])
+    for s in snaps:
+        assert s["before"] <= s["status"]["done"] <= s["after"]
+    assert any(0 < s["status"]["done"] < 16 for s in snaps)
+    mid = [j for s in snaps for j in s["status"]["jobs"] if j["status"] == "running" and j["cell"]]
+    assert mid and all(0 <= j["step"] <= j["steps"] and j["live"] + j["diverged"] == 4 for j in mid)
+    assert any(s["status"]["left_seconds"] for s in snaps if s["status"]["done"] < 16)
+    cli = tiny_study.cli
+    assert cli is not None and 0 < cli["before"] <= cli["status"]["done"] <= cli["after"] < 16
+
+
+def test_status_of_the_finished_study(study):
+    workdir, _ = study
+    st = status_cli(workdir)
+    assert (st["cells"], st["done"], st["running"], st["left_seconds"]) == (16, 16, 0, 0.0)
+    assert st["elapsed_seconds"] > 0 and {j["status"] for j in st["jobs"]} == {"done"}
+    out = subprocess.run([sys.executable, "-m", "vanishing", "status"], cwd=workdir, text=True,
+                         capture_output=True, check=True, timeout=120).stdout  # fmt: skip
+    assert "cells: 16 of 16 done (100%)" in out and "estimated time left: 0 s" in out
+
+
+def test_training_logs_show_progress_every_few_seconds_at_most(study):
+    """Each job's log has progress lines (cell, step, live and diverged replicas, time so far,
+    time left); within a cell they are at least 5 s apart (lines at a cell's start excepted)."""
+    workdir, _ = study
+    for log in (workdir / "results" / "logs" / "train").glob("*.log"):
+        lines = [line for line in log.read_text().splitlines() if " progress: cell " in line]
+        assert len(lines) >= 4, log.name  # at least each cell's start
+        assert all("replicas live" in line and " left" in line for line in lines)
+        stamps = [datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f") for line in lines]
+        for prev, now, line in zip(stamps, stamps[1:], lines[1:], strict=False):
+            if ": step 0/" not in line:
+                assert (now - prev).total_seconds() >= 4.9, line
 
 
 def test_resume_retrains_only_what_is_missing(study):

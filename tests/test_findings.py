@@ -279,3 +279,23 @@ def test_the_chain_from_runs_to_findings(tmp_path):
     null = {c.number: c for c in evaluate(tmp_path / "null")}
     assert dict(null[9].parts)["(a) at init"] == INCONCLUSIVE
     assert dict(null[3].parts)["(a) training loss"] == INCONCLUSIVE
+
+
+def test_verdict_table_for_the_report_front_page():
+    """The reStructuredText summary renders as a table with one row per claim (no stray
+    enumerated lists, no docutils warnings), each with its verdict, its deciding number and,
+    untested, its reason."""
+    from docutils.core import publish_parts
+
+    from vanishing.report.evidence import Claim
+    from vanishing.report.findings import render_verdicts_rst
+
+    claims = [
+        Claim(1, "Gradients *shrink* with depth_", "q", "r", "supported", decisive="10^-3 | x"),
+        Claim(2, "Deep nets | train", "q", "r", "not tested", reason="no `tanh` cells"),
+    ]
+    html = publish_parts(render_verdicts_rst(claims), writer="html",
+                         settings_overrides={"report_level": 1})["html_body"]  # fmt: skip
+    assert html.count("<tr>") == 3 and "system-message" not in html and "<ol" not in html
+    assert "1. Gradients *shrink* with depth_" in html and "<strong>supported</strong>" in html
+    assert "<strong>not tested</strong> (no `tanh` cells)" in html and "10^-3 | x" in html

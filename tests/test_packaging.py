@@ -10,7 +10,7 @@ import tomllib
 import yaml
 from conftest import REPO, SCHEMA, validated
 
-from vanishing.config import expand_jobs
+from vanishing.config import apply_design, expand_jobs
 
 
 def pyproject_pins() -> dict[str, str]:
@@ -68,8 +68,8 @@ def test_workflow_catalog_file_claims_only_what_the_rules_do():
 
 def test_config_readme_names_every_key_and_its_examples_are_valid():
     """config/README.md has a row for every top-level key of the schema naming each of its
-    keys, and its example configs pass the schema and expand into jobs (a `grids` one on its
-    own, as --replace-workflow-config runs it; the others over the default config)."""
+    keys, and its example configs pass the schema and expand into jobs, merged over the default
+    config as the Snakefile merges them (their grid or grids replace its sub-grids)."""
     readme = (REPO / "config" / "README.md").read_text()
     rows = {m[1]: m[0] for m in re.finditer(r"^\| `(\w+)` \|.*$", readme, flags=re.M)}
     for key, spec in yaml.safe_load(SCHEMA.read_text())["properties"].items():
@@ -80,5 +80,5 @@ def test_config_readme_names_every_key_and_its_examples_are_valid():
     blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)]
     assert {"grid" in b for b in blocks} == {True, False}
     for block in blocks:
-        cfg = validated(block if "grids" in block else {**default, **block})
+        cfg = validated(apply_design({**default, **block}, block))
         assert len(expand_jobs(cfg)) >= 2

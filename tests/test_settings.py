@@ -200,7 +200,7 @@ def test_imports_flow_along_the_pipeline():
     modules = [f"vanishing.{sub}.{p.stem}" for sub in ("analysis", "report")
                for p in (PACKAGE / sub).glob("*.py") if p.stem != "__init__"]  # fmt: skip
     modules += ["vanishing.settings", "vanishing.activations", "vanishing.config",
-                "vanishing.outputs", "vanishing.report.catalog"]  # fmt: skip
+                "vanishing.outputs", "vanishing.report.catalog", "vanishing.progress"]  # fmt: skip
     code = (
         "import importlib, sys\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"

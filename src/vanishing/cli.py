@@ -4,10 +4,13 @@
     vanishing init-tracking   create the MLflow store, experiment and parent run
     vanishing train           train cells (every lr x seed of each, batched) into results/runs/
     vanishing aggregate       per-cell files -> results/tables/ (runs, layers, curves, probe inputs)
+    vanishing train-jobs      benchmarks and manifests -> one row per training job (time, memory)
     vanishing stats           tables -> summary, selection, comparisons, ANOVA, theory
     vanishing figures         tables -> results/figures/*.png|pdf
     vanishing findings        tables -> results/FINDINGS.md
-    vanishing publish         attach tables and figures to the study's parent run
+    vanishing publish         attach tables, figures and findings to the study's runs in MLflow
+    vanishing attach-report   attach the Snakemake report (make report) to the study's parent run
+    vanishing status          the study's progress, from the files on disk (also while it runs)
     vanishing mlflow-server   a tracking server with MLflow's authentication (make mlflow-server)
 
 Setting flags of ``vanishing train`` come from the registry of settings and are named as the
@@ -52,6 +55,7 @@ def add_train_parser(sub) -> None:
     p.add_argument("--tracking", type=Path, required=True, help="tracking.json of init-tracking")
     p.add_argument("--out-root", type=Path, default=Path("results/runs"))
     p.add_argument("--manifest", type=Path, required=True, help="written when every cell is done")
+    p.add_argument("--progress", type=Path, help="JSON progress file, rewritten every few seconds")
 
 
 def cells_from_flags(a: argparse.Namespace):
@@ -85,7 +89,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     t_imported = time.perf_counter()
     cells = load_cells(a.plan.read_text()) if a.plan else cells_from_flags(a)
     tracking = json.loads(a.tracking.read_text())
-    done, failed = run_job(cells, a.out_root, tracking, a.accelerator)
+    job = a.plan.stem if a.plan else a.manifest.stem
+    done, failed = run_job(cells, a.out_root, tracking, a.accelerator, job, a.progress)
     if failed:
         log.error("%d of %d cells failed: %s", len(failed), len(cells), ", ".join(failed))
         return 1
@@ -150,6 +155,14 @@ def cmd_aggregate(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_jobs(a: argparse.Namespace) -> int:
+    from vanishing.analysis.aggregate import train_jobs
+
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    train_jobs(a.benchmarks, a.manifests).to_csv(a.out, index=False)
+    return 0
+
+
 def cmd_stats(a: argparse.Namespace) -> int:
     from vanishing.analysis.tables import read_tables, write_tables
 
@@ -172,13 +185,15 @@ def cmd_figures(a: argparse.Namespace) -> int:
 def cmd_findings(a: argparse.Namespace) -> int:
     from vanishing.report.findings import write_findings
 
-    for claim in write_findings(a.tables, a.out):
+    for claim in write_findings(a.tables, a.out, a.rst):
         log.info("claim %d: %s", claim.number, claim.verdict)
     return 0
 
 
 def cmd_publish(a: argparse.Namespace) -> int:
-    from vanishing.tracking.store import publish, sqlite_path
+    import pandas as pd
+
+    from vanishing.tracking import pages, store
 
     files = list(a.files)
     if a.config_json:
@@ -186,8 +201,22 @@ def cmd_publish(a: argparse.Namespace) -> int:
         config.write_text(json.dumps(json.loads(a.config_json), indent=2))
         files.append(config)
     tracking = json.loads(a.tracking.read_text())
-    with disk.writing(sqlite_path(tracking["tracking_uri"])):
-        publish(tracking, files, a.artifact_dir)
+    findings = pages.verdict_table(a.findings.read_text()) if a.findings else None
+    datasets = {}
+    if a.runs:
+        runs = pd.read_csv(a.runs)
+        for cell in runs["cell"].unique():
+            done = json.loads((a.runs_root / cell / DONE).read_text())
+            datasets.update({(d["name"], d["digest"]): d for d in done.get("datasets", [])})
+    if a.selected:
+        selected = pd.read_csv(a.selected)
+        n = runs.groupby("cell").size().to_dict() if a.runs else {}
+        summaries = {row["cell"]: pages.cell_metrics(row) for _, row in selected.iterrows()}
+        with disk.writing(store.sqlite_path(tracking["tracking_uri"])):
+            updated = store.publish_cells(tracking, summaries, n)
+        log.info("cell summaries logged on %d of %d cell runs", updated, len(summaries))
+    with disk.writing(store.sqlite_path(tracking["tracking_uri"])):
+        store.publish(tracking, files, a.artifact_dir, findings, list(datasets.values()))
     a.done.write_text("published\n")
     return 0
 
@@ -200,6 +229,25 @@ def cmd_mlflow_server(a: argparse.Namespace) -> int:
     except ServerConfigError as e:
         log.error("vanishing mlflow-server: %s", e)
     return 2
+
+
+def cmd_attach_report(a: argparse.Namespace) -> int:
+    from vanishing.tracking.store import attach_report
+
+    attach_report(json.loads(a.tracking.read_text()), a.report)
+    log.info("attached %s to the study's parent run", a.report)
+    return 0
+
+
+def cmd_status(a: argparse.Namespace) -> int:
+    from vanishing.progress import format_status, study_status
+
+    while True:
+        st = study_status(a.directory / "results")
+        print(json.dumps(st.to_dict(), indent=1) if a.json else format_status(st), flush=True)
+        if not a.watch or (st.cells and st.done == st.cells):
+            return 0
+        time.sleep(a.watch)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -228,6 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifests", type=Path, nargs="+", required=True)
     p.add_argument("--out", type=Path, required=True, help="tables folder")
     p.set_defaults(func=cmd_aggregate)
+    p = sub.add_parser("train-jobs", help="benchmarks + manifests -> one row per training job")
+    p.add_argument("--benchmarks", type=Path, nargs="+", required=True)
+    p.add_argument("--manifests", type=Path, nargs="+", required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_train_jobs)
     p = sub.add_parser("stats", help="tables -> summary, selection, comparisons, ANOVA, theory")
     p.add_argument("--tables", type=Path, default=Path("results/tables"))
     p.add_argument("--seed", type=int, default=0, help="seeds the permutation tests' Generator")
@@ -243,12 +296,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("findings", help="tables -> FINDINGS.md")
     p.add_argument("--tables", type=Path, default=Path("results/tables"))
     p.add_argument("--out", type=Path, default=Path("results/FINDINGS.md"))
+    p.add_argument("--rst", type=Path, help="also the verdict table as reStructuredText")
     p.set_defaults(func=cmd_findings)
     p = sub.add_parser("publish", help="attach files to the parent run, mark it FINISHED")
     p.add_argument("--tracking", type=Path, required=True)
     p.add_argument("--files", type=Path, nargs="+", required=True)
     p.add_argument("--artifact-dir", default="study")
     p.add_argument("--config-json", help="the study's validated config, saved beside the results")
+    p.add_argument("--findings", type=Path, help="FINDINGS.md: its verdict table describes the run")
+    p.add_argument("--selected", type=Path, help="selected.csv: each cell run's summary metrics")
+    p.add_argument("--runs", type=Path, help="runs.csv: the cells whose data sets are logged")
+    p.add_argument("--runs-root", type=Path, default=Path("results/runs"))
     p.add_argument("--done", type=Path, required=True)
     p.set_defaults(func=cmd_publish)
     p = sub.add_parser("mlflow-server", help="a tracking server that asks for credentials")
@@ -258,6 +316,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allowed-hosts", default="localhost,127.0.0.1", help="Host headers served")
     p.add_argument("mlflow_args", nargs=argparse.REMAINDER, help="-- ARGS for mlflow server")
     p.set_defaults(func=cmd_mlflow_server)
+    p = sub.add_parser("attach-report", help="attach the Snakemake report to the parent run")
+    p.add_argument("--tracking", type=Path, default=Path("results/tracking.json"))
+    p.add_argument("--report", type=Path, default=Path("results/report.html"))
+    p.set_defaults(func=cmd_attach_report)
+    p = sub.add_parser("status", help="the study's progress, from the files on disk")
+    p.add_argument("--directory", "-d", type=Path, default=Path("."), help="working directory")
+    p.add_argument("--json", action="store_true", help="machine-readable")
+    p.add_argument("--watch", type=float, metavar="SECONDS", help="repeat until every cell is done")
+    p.set_defaults(func=cmd_status)
     return parser
 
 

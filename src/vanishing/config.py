@@ -16,6 +16,7 @@ Vocabulary:
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from dataclasses import dataclass, field, make_dataclass, replace
@@ -126,6 +127,11 @@ def save_cells(cells: list[Cell]) -> str:
 
 def load_cells(text: str) -> list[Cell]:
     return [Cell.from_dict(d) for d in json.loads(text)]
+
+
+def spec_hash(spec: dict) -> str:
+    """A cell's identity for reruns: the hash of its ``Cell.spec()``."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _as_list(value) -> list:

@@ -41,15 +41,19 @@ rule findings:
     input:
         rules.stats.output,
     output:
-        report(
+        md=report(
             "results/FINDINGS.md",
             caption="../report/findings.rst",
-            category="Statistics",
+            category="Findings and statistics",
+            subcategory="Findings",
         ),
+        # the verdict table in reStructuredText, for the report's front page (workflow.rst)
+        rst="results/findings_verdicts.rst",
     log:
         "results/logs/findings.log",
     shell:
-        "vanishing findings --tables results/tables --out {output} 2> {log}"
+        "vanishing findings --tables results/tables --out {output.md} --rst {output.rst}"
+        " 2> {log}"
 
 
 rule report_tables:
@@ -61,7 +65,8 @@ rule report_tables:
             directory("results/report_tables"),
             patterns=["{name}.csv"],
             caption="../report/tables.rst",
-            category="Statistics",
+            category="Findings and statistics",
+            subcategory="Tables",
         ),
     log:
         "results/logs/report_tables.log",
@@ -69,14 +74,38 @@ rule report_tables:
         "mkdir -p {output} && cp {input} {output}/ 2> {log}"
 
 
+rule train_jobs:
+    """Each training job's time and memory (Snakemake's benchmark of the job) beside what the
+    job reports of itself (cells, seconds in imports and inside fit), for the report."""
+    input:
+        benchmarks=expand(rules.train.benchmark, job=JOBS),
+        manifests=expand(rules.train.output[0], job=JOBS),
+    output:
+        report(
+            "results/tables/train_jobs.csv",
+            caption="../report/train_jobs.rst",
+            category="Findings and statistics",
+            subcategory="Compute",
+        ),
+    log:
+        "results/logs/train_jobs.log",
+    shell:
+        "vanishing train-jobs --benchmarks {input.benchmarks} --manifests {input.manifests}"
+        " --out {output} 2> {log}"
+
+
 rule publish:
-    """Attach the tables, figures and findings to the study's parent run in MLflow."""
+    """Attach the tables, figures and findings to the study's parent run in MLflow, each cell's
+    summary at its selected lr to its cell run, and FINDINGS' verdicts as the study run's
+    description."""
     input:
         tracking=rules.tracking.output[0],
         tables=rules.aggregate.output,
         stats=rules.stats.output,
         figures=rules.figures.output.png,
-        findings=rules.findings.output,
+        findings=rules.findings.output.md,
+        selected=rules.stats.output[STATS_TABLES.index("selected")],
+        runs=rules.aggregate.output.runs,
     output:
         done="results/published.txt",
         config="results/config.json",
@@ -86,5 +115,6 @@ rule publish:
         config=json.dumps(config, sort_keys=True),
     shell:
         "vanishing publish --tracking {input.tracking} --done {output.done}"
-        " --config-json {params.config:q}"
+        " --config-json {params.config:q} --findings {input.findings}"
+        " --selected {input.selected} --runs {input.runs}"
         " --files {input.tables} {input.stats} {input.figures} {input.findings} 2> {log}"

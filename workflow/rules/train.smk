@@ -23,6 +23,8 @@ rule train:
         "results/jobs/{job}.json",
     log:
         "results/logs/train/{job}.log",
+    benchmark:
+        "results/benchmarks/train/{job}.tsv"
     threads: config["compute"]["threads"]
     resources:
         mem_mb=2000,
@@ -36,4 +38,5 @@ rule train:
     shell:
         "vanishing train --plan {input.plan} --threads {threads} --tracking {input.tracking}"
         " --accelerator {params.accelerator} --jobs-per-gpu {params.jobs_per_gpu}"
-        " --out-root results/runs --manifest {output} 2> {log}"
+        " --out-root results/runs --manifest {output}"
+        " --progress results/progress/{wildcards.job}.json 2> {log}"

@@ -45,3 +45,30 @@ def aggregate(manifests: list[Path], out: Path) -> dict[str, pd.DataFrame]:
         df.to_csv(out / f"{name}.csv", index=False)
         tables[name] = df
     return tables
+
+
+def train_jobs(benchmarks: list[Path], manifests: list[Path]) -> pd.DataFrame:
+    """One row per training job: what Snakemake's ``benchmark:`` measured of it (wall seconds
+    ``s``, peak resident memory ``max_rss`` in MB, ``cpu_time``, ``mean_load``) beside what the
+    job's manifest says (cells trained, seconds importing and inside ``trainer.fit``, the SLURM
+    job id). Benchmark and manifest pair by file name (the job's name)."""
+    by_job = {Path(m).stem: json.loads(Path(m).read_text()) for m in manifests}
+    rows = []
+    for b in benchmarks:
+        job = Path(b).stem
+        bench = pd.read_csv(b, sep="\t").iloc[-1]  # the last repeat, if a job was benchmarked more
+        m = by_job.get(job, {})
+        rows.append(
+            {
+                "job": job,
+                "cells": len(m.get("cells", [])),
+                "seconds": float(bench["s"]),
+                "max_rss_mb": float(bench["max_rss"]),
+                "cpu_seconds": float(bench["cpu_time"]),
+                "mean_load": float(bench["mean_load"]),
+                "import_seconds": m.get("import_seconds"),
+                "fit_seconds": m.get("fit_seconds"),
+                "slurm_job_id": m.get("slurm_job_id", ""),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -31,6 +31,8 @@ class FigureSpec:
         return f"../report/{self.name}.rst"
 
 
+# Categories are the report's sections: an overview of the study, then one subcategory per claim
+# of FINDINGS, holding the figure its rule reads.
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("trainability", OVERVIEW, "Trainability", ("selected",)),
     FigureSpec("lr_sweep", OVERVIEW, "Trainability", ("summary",)),

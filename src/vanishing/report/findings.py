@@ -103,12 +103,35 @@ def render(claims: list[Claim], comp: pd.DataFrame, sources: str) -> str:
     return "\n".join(lines)
 
 
-def write_findings(tables_dir: Path, out_path: Path) -> list[Claim]:
+def render_verdicts_rst(claims: list[Claim]) -> str:
+    """FINDINGS' summary in reStructuredText (a list table), for the report's front page: each
+    claim, its verdict (with the reason when it was not tested) and the number that decides it."""
+    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 45 20 35", "",
+             "   * - claim", "     - verdict", "     - the number that decides it"]  # fmt: skip
+    for c in claims:
+        verdict = f"**{c.verdict}**" + (f" ({_rst_text(c.reason)})" if c.reason else "")
+        # "1\\." keeps docutils from reading the cell as an enumerated list
+        lines += [f"   * - {c.number}\\. {_rst_text(c.title)}", f"     - {verdict}",
+                  f"     - {_rst_text(c.decisive or 'n/a')}"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _rst_text(text: str) -> str:
+    """``text`` safe inside a reStructuredText table cell (no stray markup characters)."""
+    for char in "\\`|*_":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def write_findings(tables_dir: Path, out_path: Path, rst_path: Path | None = None) -> list[Claim]:
     """Judge every claim on the tables in ``tables_dir``, write the Markdown to ``out_path``
-    (e.g. results/FINDINGS.md), return the claims."""
+    (e.g. results/FINDINGS.md) and the summary as reStructuredText to ``rst_path`` (for the
+    report's front page), return the claims."""
     claims = evaluate(tables_dir)
     comp = read_tables(tables_dir, ["comparisons"])["comparisons"]
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(render(claims, pd.DataFrame() if comp is None else comp, str(tables_dir)))
+    if rst_path is not None:
+        Path(rst_path).write_text(render_verdicts_rst(claims))
     return claims

@@ -1,17 +1,26 @@
-"""MLflow bookkeeping: the study's store, experiment and parent run, and one child run per replica.
+"""MLflow bookkeeping: the study's store and experiment, and three levels of runs: the study's
+parent run, one run per cell nested under it, and one run per replica nested under its cell.
 
 Lightning's MLFlowLogger maps one Trainer to one run; a batched cell trains many runs in one
 Trainer, so runs are written with ``MlflowClient`` directly, in few large ``log_batch`` calls
 (each call is a round trip that costs 10-250 ms against SQLite when jobs run side by side).
 
+Every run carries MLflow's standard tags (user, source, git commit, description), so the UI's
+Source, Version, User and Description columns fill, and the data set's splits as dataset inputs
+(``log_inputs``, with MLflow's digest), so its Dataset column does. The experiment is tagged as
+a model-training experiment and carries a description. What each page shows (metric keys,
+images, descriptions) is ``vanishing.tracking.pages``.
+
 A rerun of a cell first marks the runs an earlier, unfinished attempt left for it FAILED (a
 killed job leaves them RUNNING) and deletes them, so every (cell, lr, seed) has exactly one
-FINISHED run and no run stays RUNNING, not even among the deleted ones.
+FINISHED run, every cell one cell run, and no run stays RUNNING, not even among the deleted ones.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import os
 import sqlite3
 import time
@@ -26,10 +35,37 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
 from mlflow import MlflowClient  # noqa: E402
-from mlflow.entities import Metric, Param, RunStatus  # noqa: E402
+from mlflow.entities import (  # noqa: E402
+    Dataset,
+    DatasetInput,
+    InputTag,
+    Metric,
+    Param,
+    RunStatus,
+    RunTag,
+)
+from mlflow.tracking.context.registry import resolve_tags  # noqa: E402
+from mlflow.utils.mlflow_tags import (  # noqa: E402
+    MLFLOW_DATASET_CONTEXT,
+    MLFLOW_GIT_COMMIT,
+    MLFLOW_GIT_DIRTY,
+    MLFLOW_PARENT_RUN_ID,
+    MLFLOW_RUN_NOTE,
+    MLFLOW_SOURCE_NAME,
+    MLFLOW_SOURCE_TYPE,
+)
+
+from vanishing.tracking import pages  # noqa: E402
 
 MAX_METRICS, MAX_PARAMS_TAGS = 1000, 100  # log_batch limits per call
-STUDY_ROLE = "vanishing.role"
+STUDY_ROLE = "vanishing.role"  # study | cell | replica
+STUDY_RUN = "vanishing.study_run_id"  # on cell and replica runs: the study's parent run
+# The experiment's kind, as MLflow's UI reads it (its bundle, mlflow/server/js/build/static/js/
+# main.*.js; MLflow 3.17 has no Python constant): "custom_model_development", shown as "Machine
+# learning" in the experiment's header. The UI of 3.17 chooses the view (GenAI overview or runs)
+# from its sidebar switch or the address's workflowType=machine_learning, not from this tag
+# (its feature flag for that is on), so `make ui` prints an address that carries it.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
 class TrackingUnavailable(RuntimeError):
@@ -88,6 +124,41 @@ def check_credentials(uri: str, timeout: float = 5.0) -> None:
     )
 
 
+@functools.cache
+def _context_tags() -> dict[str, str]:
+    """The tags MLflow's run-context providers give a run started in this process."""
+    return resolve_tags()
+
+
+def standard_tags(command: str, git_commit: str, note: str) -> dict[str, str]:
+    """MLflow's standard run tags, as its fluent API would set them (user, source, git branch and
+    repository from MLflow's run-context providers), with the source named by the ``vanishing``
+    command that made the run, the code's commit as provenance records it (``-dirty`` when the
+    checkout had uncommitted changes, then also ``mlflow.source.git.dirty``) and ``note`` as the
+    run's description."""
+    tags = dict(_context_tags())
+    tags[MLFLOW_SOURCE_NAME] = command
+    tags[MLFLOW_SOURCE_TYPE] = "LOCAL"
+    commit = git_commit.removesuffix("-dirty")
+    if commit != "unknown":
+        tags[MLFLOW_GIT_COMMIT] = commit
+        tags[MLFLOW_GIT_DIRTY] = str(git_commit.endswith("-dirty")).lower()
+    tags[MLFLOW_RUN_NOTE] = note
+    return tags
+
+
+def dataset_inputs(datasets: list[dict]) -> list[DatasetInput]:
+    """MLflow dataset inputs from ``Dataset.to_dict()``-shaped dicts (name, digest, source_type,
+    source, schema, profile) plus the split's ``context`` (training, validation, test)."""
+    out = []
+    for d in datasets:
+        fields = {k: d.get(k) for k in ("name", "digest", "source_type", "source", "schema",
+                                        "profile")}  # fmt: skip
+        tags = [InputTag(MLFLOW_DATASET_CONTEXT, d["context"])] if d.get("context") else []
+        out.append(DatasetInput(Dataset(**fields), tags=tags))
+    return out
+
+
 def init_study(uri: str, study: str, provenance: dict) -> dict:
     """Create (or find) the store, the experiment and the study's parent run, once, before the
     fan-out: concurrent first-time initialisation of one SQLite store crashes."""
@@ -105,11 +176,16 @@ def init_study(uri: str, study: str, provenance: dict) -> dict:
         exp_id = client.create_experiment(study, artifact_location=where.as_uri())
     else:  # a tracking server decides where artifacts go
         exp_id = client.create_experiment(study)
+    client.set_experiment_tag(exp_id, *EXPERIMENT_KIND)
+    client.set_experiment_tag(exp_id, MLFLOW_RUN_NOTE, pages.experiment_note(study))
     parents = client.search_runs([exp_id], filter_string=f"tags.`{STUDY_ROLE}` = 'study'")
     if parents:
         parent_id = parents[0].info.run_id
     else:
-        parent = client.create_run(exp_id, run_name=study, tags={STUDY_ROLE: "study"})
+        tags = standard_tags("vanishing init-tracking", provenance["git_commit"],
+                             pages.study_note(study))  # fmt: skip
+        tags.update({STUDY_ROLE: "study", "study": study})
+        parent = client.create_run(exp_id, run_name=study, tags=tags)
         parent_id = parent.info.run_id
     client.log_text(parent_id, json.dumps(provenance, indent=2), "provenance.json")
     return {
@@ -121,46 +197,80 @@ def init_study(uri: str, study: str, provenance: dict) -> dict:
 
 
 class CellRuns:
-    """The child runs of one cell's replicas."""
+    """The runs of one cell: the cell's run, nested under the study's, and one run per replica,
+    nested under the cell's. ``datasets`` (``dataset_inputs``' dicts) are logged as every run's
+    inputs; ``git_commit`` is the code's commit as ``provenance`` records it."""
 
-    def __init__(self, tracking: dict):
+    def __init__(self, tracking: dict, git_commit: str = "unknown", datasets: list[dict] = ()):
         self.client = MlflowClient(tracking_uri=tracking["tracking_uri"])
         self.exp_id = tracking["experiment_id"]
         self.parent_id = tracking["parent_run_id"]
         self.study = tracking["study"]
+        self.git_commit = git_commit
+        self.inputs = dataset_inputs(list(datasets))
         self.pending_params: dict[str, list[Param]] = {}
+        self.cell_run_id: str | None = None
 
     def start(self, cell: str, settings: list[dict], params: dict) -> list[str]:
-        """Mark FAILED and delete the runs an earlier attempt at ``cell`` left (RUNNING ones,
-        when that attempt was killed), then create one run per replica,
-        tagged with every setting (so the UI can filter runs while they train). The settings,
-        seed and ``params`` become the run's params in its first ``log`` call."""
+        """Mark FAILED and delete the runs an earlier attempt at ``cell`` left (its cell run and
+        replica runs; RUNNING ones when that attempt was killed), then create the cell's run and
+        one run per replica nested under it, tagged with every setting (so the UI can filter runs
+        while they train). The settings, seed and ``params`` become each replica run's params in
+        its first ``log`` call."""
         stale = self.client.search_runs(
             [self.exp_id],
-            filter_string=(
-                f"tags.cell = '{cell}' and tags.`mlflow.parentRunId` = '{self.parent_id}'"
-            ),
+            filter_string=(f"tags.cell = '{cell}' and tags.`{STUDY_RUN}` = '{self.parent_id}'"),
             max_results=10000,
         )
         for run in stale:
             if run.info.status == RunStatus.to_string(RunStatus.RUNNING):
                 self.finish(run.info.run_id, ok=False)
             self.client.delete_run(run.info.run_id)
+        self.cell_run_id = self._start_cell(cell, settings, params)
         ids = []
         for s in settings:
             tags = {k: str(v) for k, v in s.items()}
-            tags.update({"cell": cell, "mlflow.parentRunId": self.parent_id, "study": self.study})
+            tags.update({"cell": cell, MLFLOW_PARENT_RUN_ID: self.cell_run_id, "study": self.study})
+            tags.update(self._tags("replica", pages.replica_note(cell, s["lr"], s["seed"])))
             name = f"{cell}/lr~{s['lr']}/seed~{s['seed']}"
             run_id = self.client.create_run(self.exp_id, run_name=name, tags=tags).info.run_id
             self.pending_params[run_id] = [Param(k, str(v)) for k, v in {**s, **params}.items()]
+            self._log_inputs(run_id)
             ids.append(run_id)
         return ids
 
+    def _tags(self, role: str, note: str) -> dict[str, str]:
+        tags = standard_tags("vanishing train", self.git_commit, note)
+        tags.update({STUDY_ROLE: role, STUDY_RUN: self.parent_id})
+        return tags
+
+    def _log_inputs(self, run_id: str) -> None:
+        if self.inputs:
+            self.client.log_inputs(run_id, datasets=self.inputs)
+
+    def _start_cell(self, cell: str, settings: list[dict], params: dict) -> str:
+        """The cell's run: tagged and with params like its replicas, less the lr and seed (its
+        lrs and seeds are params), its summary metrics to come at ``publish_cells``."""
+        shared = {k: v for k, v in settings[0].items() if k not in ("lr", "seed")}
+        tags = {k: str(v) for k, v in shared.items()}
+        tags.update({"cell": cell, MLFLOW_PARENT_RUN_ID: self.parent_id, "study": self.study})
+        tags.update(self._tags("cell", pages.cell_note(cell, len(settings))))
+        run_id = self.client.create_run(self.exp_id, run_name=cell, tags=tags).info.run_id
+        lrs = sorted({s["lr"] for s in settings})
+        seeds = sorted({s["seed"] for s in settings})
+        values = {**shared, **params, "lrs": " ".join(map(str, lrs)),
+                  "seeds": " ".join(map(str, seeds)), "n_replicas": len(settings)}  # fmt: skip
+        params_list = [Param(k, str(v)) for k, v in values.items()]
+        for i in range(0, len(params_list), MAX_PARAMS_TAGS):
+            self.client.log_batch(run_id, params=params_list[i : i + MAX_PARAMS_TAGS])
+        self._log_inputs(run_id)
+        return run_id
+
     def log(self, run_id: str, metrics: list[tuple[str, float, int]]) -> None:
-        """Log (key, value, step) triples, NaN values skipped, and the run's params, in calls of
-        up to 1000 metrics and 100 params each (one or two calls for a run)."""
+        """Log (key, value, step) triples, non-finite values skipped, and the run's params, in
+        calls of up to 1000 metrics and 100 params each (one call for most runs)."""
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, int(s)) for k, v, s in metrics if v == v]
+        items = [Metric(k, float(v), now, int(s)) for k, v, s in metrics if math.isfinite(v)]
         params = self.pending_params.pop(run_id, [])
         n = max(-(-len(items) // MAX_METRICS), -(-len(params) // MAX_PARAMS_TAGS), 1)
         for i in range(n):
@@ -171,22 +281,79 @@ class CellRuns:
                 synchronous=True,
             )
 
+    def log_artifacts(self, run_id: str, folder: Path) -> None:
+        """Every file in ``folder`` (a replica's image and table) as the run's artifacts."""
+        self.client.log_artifacts(run_id, str(folder))
+
     def finish(self, run_id: str, ok: bool = True) -> None:
         status = RunStatus.to_string(RunStatus.FINISHED if ok else RunStatus.FAILED)
         self.client.set_terminated(run_id, status=status)
 
     def fail_all(self, run_ids: list[str]) -> None:
-        """Best effort: mark runs FAILED after an error (the store may be what failed)."""
-        for run_id in run_ids:
+        """Best effort: mark runs (and the cell's run) FAILED after an error (the store may be
+        what failed)."""
+        for run_id in [*run_ids, self.cell_run_id]:
+            if run_id is None:
+                continue
             try:
                 self.finish(run_id, ok=False)
             except Exception:  # noqa: BLE001 - the original error is the one to report
                 pass
 
 
-def publish(tracking: dict, files: list[Path], artifact_dir: str) -> None:
-    """Attach the study's tables and figures to the parent run and mark it FINISHED."""
+def cell_runs(tracking: dict) -> dict[str, str]:
+    """Cell name -> run id of the study's active cell runs (one search)."""
     client = MlflowClient(tracking_uri=tracking["tracking_uri"])
+    found = client.search_runs(
+        [tracking["experiment_id"]],
+        filter_string=(
+            f"tags.`{STUDY_ROLE}` = 'cell' and tags.`{STUDY_RUN}` = '{tracking['parent_run_id']}'"
+        ),
+        max_results=50000,
+    )
+    return {r.data.tags["cell"]: r.info.run_id for r in found}
+
+
+def publish_cells(tracking: dict, summaries: dict[str, dict], n_replicas: dict[str, int]) -> int:
+    """Log each cell's summary (cell name -> ``pages.cell_metrics``) on its cell run, with a
+    description that states it; returns how many cell runs were updated."""
+    client = MlflowClient(tracking_uri=tracking["tracking_uri"])
+    now = int(time.time() * 1000)
+    runs = cell_runs(tracking)
+    for cell, summary in summaries.items():
+        if cell not in runs:
+            continue
+        note = pages.cell_note(cell, n_replicas.get(cell, 0), summary)
+        client.log_batch(
+            runs[cell],
+            metrics=[Metric(k, v, now, 0) for k, v in summary.items()],
+            tags=[RunTag(MLFLOW_RUN_NOTE, note)],
+            synchronous=True,
+        )
+    return sum(c in runs for c in summaries)
+
+
+def publish(
+    tracking: dict,
+    files: list[Path],
+    artifact_dir: str,
+    findings: str | None = None,
+    datasets: list[dict] = (),
+) -> None:
+    """Attach the study's tables and figures to the parent run, with the data set's splits as its
+    inputs and ``findings`` (FINDINGS' verdict table) as its description, and mark it FINISHED."""
+    client = MlflowClient(tracking_uri=tracking["tracking_uri"])
+    parent = tracking["parent_run_id"]
     for f in files:
-        client.log_artifact(tracking["parent_run_id"], str(f), artifact_path=artifact_dir)
-    client.set_terminated(tracking["parent_run_id"], status="FINISHED")
+        client.log_artifact(parent, str(f), artifact_path=artifact_dir)
+    if datasets:
+        client.log_inputs(parent, datasets=dataset_inputs(list(datasets)))
+    if findings is not None:
+        client.set_tag(parent, MLFLOW_RUN_NOTE, pages.study_note(tracking["study"], findings))
+    client.set_terminated(parent, status="FINISHED")
+
+
+def attach_report(tracking: dict, report: Path, artifact_dir: str = "study") -> None:
+    """The Snakemake report (``make report``) as an artifact of the study's parent run."""
+    client = MlflowClient(tracking_uri=tracking["tracking_uri"])
+    client.log_artifact(tracking["parent_run_id"], str(report), artifact_path=artifact_dir)

@@ -14,6 +14,9 @@ import torch
 
 from vanishing.config import DataConfig
 
+# Where each data set comes from (MLflow records it as the dataset's source).
+DATA_SOURCES = {"digits": "sklearn.datasets.load_digits", "mnist1d": "mnist1d.data.make_dataset"}
+
 
 @dataclass(frozen=True)
 class Splits:

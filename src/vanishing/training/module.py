@@ -253,6 +253,18 @@ class GradientProbe(pl.Callback):
             self.record(module)
 
 
+class StepProgress(pl.Callback):
+    """Tells a job's ``vanishing.progress.JobProgress`` of every step: the step and how many
+    replicas are live and diverged (it decides when to report)."""
+
+    def __init__(self, progress):
+        self.progress = progress
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx: int) -> None:
+        live = int(module.active.sum())
+        self.progress.step(trainer.global_step, live, len(module.active) - live)
+
+
 def quiet_lightning() -> None:
     """Silence Lightning's start-up banners and the data-loader hints that do not apply here."""
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
@@ -269,9 +281,11 @@ def fit_cell(
     seeds: list[int] | None = None,
     lrs: list[float] | None = None,
     accelerator: str = "cpu",
+    progress=None,
 ) -> tuple[CellModule, float]:
     """Train every replica (seeds[i], lrs[i]) of ``cell`` (by default ``cell.replicas()``);
-    returns the module and the seconds inside ``trainer.fit``."""
+    returns the module and the seconds inside ``trainer.fit``. ``progress`` (a
+    ``vanishing.progress.JobProgress``) hears of every step."""
     if seeds is None or lrs is None:
         seeds, lrs = (list(x) for x in zip(*cell.replicas(), strict=True))
     quiet_lightning()
@@ -301,7 +315,7 @@ def fit_cell(
         deterministic=True,
         num_sanity_val_steps=0,
         limit_val_batches=0,
-        callbacks=[probe],
+        callbacks=[probe] + ([StepProgress(progress)] if progress is not None else []),
         plugins=plugins,
     )
     t0 = time.perf_counter()

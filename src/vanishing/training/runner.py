@@ -12,36 +12,40 @@ file being written): the finished cells stay, the unfinished one is removed.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from vanishing.config import Cell, DataConfig, run_settings
+from vanishing.config import Cell, DataConfig, run_settings, spec_hash
 from vanishing.disk import DiskFull, writing
 from vanishing.outputs import CELL_TABLES, DONE
+from vanishing.progress import JobProgress
+from vanishing.tracking import pages
 from vanishing.tracking.provenance import provenance
 from vanishing.tracking.store import CellRuns, sqlite_path
-from vanishing.training.data import Splits, load_splits
-from vanishing.training.probes import GRADIENTS, QUANTITIES
+from vanishing.training.data import DATA_SOURCES, Splits, load_splits
+from vanishing.training.probes import QUANTITIES
 
 log = logging.getLogger(__name__)
+
+
+@functools.cache
+def profile_image() -> pages.ProfileImage:
+    """The one figure this process draws every replica's profile image on."""
+    return pages.ProfileImage()
 
 
 @functools.cache
 def cached_splits(data: DataConfig, probe_size: int) -> Splits:
     """The split data, made once per process (every cell of a job shares it)."""
     return load_splits(data, probe_size)
-
-
-def spec_hash(spec: dict) -> str:
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def is_done(cell_dir: Path, cell: Cell) -> bool:
@@ -115,33 +119,55 @@ def probe_inputs(cell_name: str, splits: Splits) -> pd.DataFrame:
     )
 
 
-def run_metrics(run: pd.Series, layers: pd.DataFrame, curves: pd.DataFrame, depth: int):
-    """(key, value, step) triples of one run for MLflow, with stage-prefixed names."""
-    width = max(2, len(str(depth)))
-    out = [
-        (f"{q}/layer_{int(layer):0{width}d}", v, st)
-        for q in GRADIENTS
-        for layer, v, st in zip(layers["layer"], layers[q], layers["step"], strict=True)
-    ]
-    out += [("train/loss", v, s) for v, s in zip(curves["train_loss"], curves["step"], strict=True)]
-    out += [
-        ("val/accuracy", v, s) for v, s in zip(curves["val_accuracy"], curves["step"], strict=True)
-    ]
-    last = int(curves["step"].max()) if len(curves) else 0
-    for key, col in [
-        ("train/final_loss", "final_train_loss"),
-        ("val/final_accuracy", "final_val_accuracy"),
-        ("val/best_accuracy", "best_val_accuracy"),
-        ("test/accuracy", "final_test_accuracy"),
-        ("grad_ratio_init", "grad_ratio_init"),
-    ]:
-        out.append((key, run[col], last))
-    out.append(("diverged", float(run["diverged"]), last))
-    return out
+@functools.cache
+def cached_datasets(data: DataConfig, probe_size: int) -> tuple[dict, ...]:
+    """The splits as MLflow datasets (``Dataset.to_dict()`` plus the split's context), digests
+    computed by MLflow once per process."""
+    from mlflow.data import from_numpy
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+
+    splits = cached_splits(data, probe_size)
+    source = CodeDatasetSource(
+        {
+            "loader": DATA_SOURCES[data.name],
+            "split_seed": str(data.split_seed),
+            "val_fraction": str(data.val_fraction),
+            "test_fraction": str(data.test_fraction),
+            "features": "standardised with the training split's mean and sd",
+        }
+    )
+    out = []
+    for split, context in (("train", "training"), ("val", "validation"), ("test", "test")):
+        x = getattr(splits, f"x_{split}").cpu().numpy()
+        y = getattr(splits, f"y_{split}").cpu().numpy()
+        ds = from_numpy(x, source=source, targets=y, name=f"{data.name}_{split}")
+        out.append({**ds.to_dict(), "context": context})
+    return tuple(out)
 
 
-def train_cell(cell: Cell, cell_dir: Path, tracking: dict, accelerator: str) -> dict:
-    """Train one cell, log its runs to MLflow, and write its tables; returns its timings."""
+def log_replica(runs: CellRuns, run_id: str, row: pd.Series, layers, curves, folder: Path):
+    """One replica's metrics, its per-layer table and every file already in ``folder`` (its
+    profile image) to its MLflow run, which is then FINISHED."""
+    runs.log(run_id, pages.replica_metrics(row, layers, curves))
+    layers[["step", "layer", *QUANTITIES]].to_csv(folder / pages.LAYER_TABLE, index=False)
+    runs.log_artifacts(run_id, folder)
+    runs.finish(run_id)
+
+
+def profile_title(row: pd.Series) -> str:
+    text = f"{row['cell']}\nlr {row['lr']:g}, seed {row['seed']}"
+    return text + (f", diverged at step {row['diverged_step']}" if row["diverged"] else "")
+
+
+def train_cell(
+    cell: Cell,
+    cell_dir: Path,
+    tracking: dict,
+    accelerator: str,
+    progress: JobProgress | None = None,
+) -> dict:
+    """Train one cell, log its runs to MLflow, and write its tables; returns its timings.
+    ``progress`` hears of every training step."""
     from vanishing.training.module import fit_cell
 
     replicas = run_settings(cell)
@@ -151,31 +177,41 @@ def train_cell(cell: Cell, cell_dir: Path, tracking: dict, accelerator: str) -> 
         cell_dir.mkdir(parents=True)
     t0 = time.perf_counter()
     splits = cached_splits(cell.data, cell.train.probe_size)
+    datasets = cached_datasets(cell.data, cell.train.probe_size)
     t_mlflow = time.perf_counter()
     store = sqlite_path(tracking["tracking_uri"])  # None for a tracking server
-    mlflow_runs = CellRuns(tracking)
     params = {**provenance(), "init_scheme": cell.model.init_scheme, "cell": cell.name}
+    mlflow_runs = CellRuns(tracking, params["git_commit"], datasets)
     # the settings that are not table columns (the split, the probe size) are params too
     params.update({k: v for k, v in cell.values().items() if k not in replicas[0]})
     with writing(store):
         run_ids = mlflow_runs.start(cell.name, replicas, params)
     start_seconds = time.perf_counter() - t_mlflow
     try:
-        module, fit_seconds = fit_cell(cell, splits, accelerator=accelerator)
+        module, fit_seconds = fit_cell(cell, splits, accelerator=accelerator, progress=progress)
         runs, layers, curves = cell_tables(cell, splits, module, fit_seconds)
         runs.insert(runs.columns.get_loc("init_scheme"), "mlflow_run_id", run_ids)
         runs["git_commit"] = params["git_commit"]
         t_log = time.perf_counter()
-        for r, run_id in enumerate(run_ids):
-            seed, lr = replicas[r]["seed"], replicas[r]["lr"]
-            sel = (layers["seed"] == seed) & (layers["lr"] == lr)
-            csel = (curves["seed"] == seed) & (curves["lr"] == lr)
+        sel = [(layers["seed"] == s) & (layers["lr"] == lr) for s, lr in cell.replicas()]
+        with tempfile.TemporaryDirectory() as tmp:
+            folders = [Path(tmp) / str(r) for r in range(len(run_ids))]
+            t_image = time.perf_counter()
+            items = []
+            for r, folder in enumerate(folders):
+                folder.mkdir()
+                items.append((layers[sel[r]], profile_title(runs.iloc[r]),
+                              folder / pages.PROFILE_IMAGE))  # fmt: skip
+            profile_image().draw_cell(items)
+            image_seconds = time.perf_counter() - t_image
             with writing(store):
-                mlflow_runs.log(
-                    run_id, run_metrics(runs.iloc[r], layers[sel], curves[csel], cell.model.depth)
-                )
-                mlflow_runs.finish(run_id)
-        log_seconds = time.perf_counter() - t_log + start_seconds
+                for r, run_id in enumerate(run_ids):
+                    seed, lr = replicas[r]["seed"], replicas[r]["lr"]
+                    csel = (curves["seed"] == seed) & (curves["lr"] == lr)
+                    log_replica(mlflow_runs, run_id, runs.iloc[r], layers[sel[r]], curves[csel],
+                                folders[r])  # fmt: skip
+                mlflow_runs.finish(mlflow_runs.cell_run_id)
+        log_seconds = time.perf_counter() - t_log + start_seconds - image_seconds
     except BaseException:
         mlflow_runs.fail_all(run_ids)
         raise
@@ -189,29 +225,39 @@ def train_cell(cell: Cell, cell_dir: Path, tracking: dict, accelerator: str) -> 
         "probe_seconds": module.history.probe_seconds,
         "eval_seconds": module.history.eval_seconds,
         "mlflow_seconds": log_seconds,
+        "image_seconds": image_seconds,
         "cell_seconds": time.perf_counter() - t0,
     }
     spec = cell.spec()
+    done = {"spec_hash": spec_hash(spec), "spec": spec, "timing": timing,
+            "mlflow_cell_run_id": mlflow_runs.cell_run_id, "datasets": list(datasets)}  # fmt: skip
     with writing(cell_dir / DONE):
-        write_atomically(
-            cell_dir / DONE,
-            json.dumps({"spec_hash": spec_hash(spec), "spec": spec, "timing": timing}, indent=2),
-        )
+        write_atomically(cell_dir / DONE, json.dumps(done, indent=2))
     return timing
 
 
-def run_job(cells: list[Cell], out: Path, tracking: dict, accelerator: str):
-    """Train every cell not yet done; returns (done cell names, failed cell names)."""
+def run_job(cells: list[Cell], out: Path, tracking: dict, accelerator: str,
+            job: str = "job", progress_path: Path | None = None):  # fmt: skip
+    """Train every cell not yet done; returns (done cell names, failed cell names). Progress
+    (cell, step, live and diverged replicas, time left) goes to the log every few seconds and
+    to ``progress_path`` (``vanishing.progress``)."""
+    steps = {}
+    for cell in cells:
+        n_train = len(cached_splits(cell.data, cell.train.probe_size).y_train)
+        steps[cell.name] = cell.train.epochs * (n_train // cell.train.batch_size)
+    progress = JobProgress(job, cells, steps, progress_path)
     done, failed = [], []
     for i, cell in enumerate(cells, 1):
         cell_dir = out / cell.name
         if is_done(cell_dir, cell):
             log.info("[%d/%d] %s: already done, skipped", i, len(cells), cell.name)
             done.append(cell.name)
+            progress.skip(cell.name)
             continue
         log.info("[%d/%d] %s: training %d replicas", i, len(cells), cell.name, len(cell.replicas()))
+        progress.start_cell(i, cell.name, len(cell.replicas()))
         try:
-            timing = train_cell(cell, cell_dir, tracking, accelerator)
+            timing = train_cell(cell, cell_dir, tracking, accelerator, progress)
         except DiskFull:
             # every later cell would fail the same way: stop, and give the unfinished cell's
             # space back so that the message reaches the log
@@ -220,14 +266,19 @@ def run_job(cells: list[Cell], out: Path, tracking: dict, accelerator: str):
         except Exception:
             log.exception("[%d/%d] %s: failed", i, len(cells), cell.name)
             failed.append(cell.name)
+            progress.end_cell(cell.name, ok=False)
             continue
+        progress.end_cell(cell.name, ok=True)
         log.info(
-            "[%d/%d] %s: done in %.1f s (fit %.1f s)",
+            "[%d/%d] %s: done in %.1f s (fit %.1f s, MLflow %.1f s, images %.1f s)",
             i,
             len(cells),
             cell.name,
             timing["cell_seconds"],
             timing["fit_seconds"],
+            timing["mlflow_seconds"],
+            timing["image_seconds"],
         )
         done.append(cell.name)
+    progress.write(status="failed" if failed else "done")
     return done, failed
