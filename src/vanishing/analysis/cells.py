@@ -20,11 +20,11 @@ from scipy import stats
 from statsmodels.stats.weightstats import ttost_paired
 
 from vanishing.analysis.comparisons import holm
-from vanishing.analysis.metrics import derive
+from vanishing.analysis.metrics import FLOAT32_EPS, derive
 from vanishing.analysis.stats import LEVEL, seed_values, select_lr, summarize, t_interval
 from vanishing.settings import CELL_KEYS, INIT_KEYS
 
-FLOOR = 2.0**-24
+FLOOR = FLOAT32_EPS
 RESET_MARGIN = 0.02  # accuracy: resetting the lower half "loses nothing" within 2 points
 # (metric, value under the null, equivalence margin or None)
 TESTS = (

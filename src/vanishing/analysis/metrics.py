@@ -18,6 +18,9 @@ Conventions:
 - **Censoring.** A gradient below float32's smallest normal number (``FLOAT32_TINY``, 1.2e-38;
   exactly 0 once it underflows) is not measured, only bounded. Such a ratio enters at its bound,
   log10(FLOAT32_TINY / top layer's rms), which understates the decay (``*_censored`` says so).
+- A layer that did not move at all by the end (``weight_distance_rel`` 0: every update was
+  rounded away) enters ``log10_distance_ratio_final`` at the bound 2^-24 / the top layer's
+  relative distance (``distance_ratio_censored``).
 - **Times to an event** (``steps_to_target``, ``plateau_steps``) are censored at the run's last
   step when the event never happens (``reached_target`` / ``left_plateau`` false); a diverged
   run never reaches the target.
@@ -31,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+FLOAT32_EPS = 2.0**-24  # float32's relative precision: a smaller relative change is rounded away
 EARLY_STEP = 64  # "early in training": the last probe at or before this step
 TARGET_ACCURACY = 0.9  # default target validation accuracy of steps_to_target
 PLATEAU_FRACTION = 0.9  # a run has left the plateau once its train loss < this x ln(n_classes)
@@ -121,7 +125,12 @@ def _gradient_metrics(layers: pd.DataFrame) -> pd.DataFrame:
         out[f"grad_ratio_{name}_censored"] = censored
     if "weight_distance_rel" in layers:  # tables written before weights were probed lack it
         dist = _ends(layers, "weight_distance_rel", last)
-        out["log10_distance_ratio_final"] = log10_positive(dist["first"] / dist["top"])
+        # a layer that did not move at all moved less than float32 can register: its ratio is
+        # censored at that bound (2^-24 of its size), which understates how little it moved
+        still = (dist["first"] < FLOAT32_EPS) & (dist["top"] > 0)
+        first = dist["first"].where(~still, FLOAT32_EPS)
+        out["log10_distance_ratio_final"] = log10_positive(first / dist["top"])
+        out["distance_ratio_censored"] = still
         out["unchanged_layer1_final"] = _ends(layers, "weight_unchanged", last)["first"]
     sat = layers.groupby([*RUN, "step"])["saturation"].mean()
     out["saturation_init"] = sat.groupby(RUN).first()
