@@ -37,11 +37,17 @@ def test_probe_values_match_per_example_autograd(norm, residual):
                 h.remove()
             grads = torch.autograd.grad(loss, hs)
             sq += torch.stack([g.pow(2).sum() for g in grads])
-        torch.testing.assert_close(got["grad_preact_rms"][r], (sq / 5).sqrt(), rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(
+            got["grad_preact_rms"][r], (sq / 5).sqrt(), rtol=1e-4, atol=1e-7, check_dtype=False
+        )
         loss = F.cross_entropy(ref(x[r]), y[r])
         gw = torch.autograd.grad(loss, [lin.weight for lin in ref.linears[:-1]])
         torch.testing.assert_close(
-            got["grad_weight_norm"][r], torch.stack([g.norm() for g in gw]), rtol=1e-4, atol=1e-7
+            got["grad_weight_norm"][r],
+            torch.stack([g.norm() for g in gw]),
+            rtol=1e-4,
+            atol=1e-7,
+            check_dtype=False,
         )
 
 
@@ -60,7 +66,9 @@ def test_batch_norm_probe_uses_batch_statistics_and_leaves_running_stats():
     loss = F.cross_entropy(ref(x[0]), y[0], reduction="sum")
     grads = torch.autograd.grad(loss, hs)
     expected = torch.stack([g.pow(2).sum(1).mean().sqrt() for g in grads])
-    torch.testing.assert_close(got["grad_preact_rms"][0], expected, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(
+        got["grad_preact_rms"][0], expected, rtol=1e-4, atol=1e-7, check_dtype=False
+    )
 
 
 def test_saturation_by_hand():
@@ -113,3 +121,15 @@ def test_updates_below_half_an_ulp_leave_weights_bitwise_unchanged():
 def test_probe_schedule_is_log_spaced_below_probe_every():
     assert [s for s in range(40) if is_probe_step(s, 10)] == [0, 1, 2, 4, 8, 10, 20, 30]
     assert [s for s in range(5) if is_probe_step(s, 1)] == [0, 1, 2, 3, 4]
+
+
+def test_tiny_gradients_are_measured_down_to_float32s_range():
+    """A gradient of 1e-25 in float32 has a square (1e-50) below float32's range: the rms is
+    taken in float64, so it reads 1e-25, not 0."""
+    cfg = ModelConfig("sigmoid", depth=2, norm="none", residual=False, width=4)
+    net = BatchedMLP(cfg, 3, 2, seeds=[0])
+    with torch.no_grad():
+        net.weights[1].mul_(1e-25)  # the gradient reaching layer 1 is scaled by this
+    x, y = torch.randn(1, 6, 3), torch.randint(0, 2, (1, 6))
+    got = measure(net, x, y)["grad_preact_rms"][0]
+    assert 1e-28 < got[0].item() < 1e-22 and got[1].item() > 1e-3

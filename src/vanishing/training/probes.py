@@ -80,8 +80,9 @@ def measure(net: BatchedMLP, x: torch.Tensor, y: torch.Tensor) -> dict[str, torc
     n = x.shape[1]
     g_h, g_w = grads[: len(preacts)], grads[len(preacts) :]
     with torch.no_grad():
-        rms = torch.stack([g.pow(2).sum(-1).mean(-1).sqrt() for g in g_h], dim=1)
-        wnorm = torch.stack([g.flatten(1).norm(dim=1) / n for g in g_w], dim=1)
+        # squares in float64: a float32 gradient of 1e-20 has a square below float32's range
+        rms = torch.stack([g.double().pow(2).sum(-1).mean(-1).sqrt() for g in g_h], dim=1)
+        wnorm = torch.stack([g.double().flatten(1).norm(dim=1) / n for g in g_w], dim=1)
         sat = torch.stack([saturation(net.cfg.activation, a) for a in acts], dim=1)
     return {
         "grad_preact_rms": rms.cpu(),
