@@ -53,8 +53,8 @@ lint: $(VENV)/.installed
 report: $(VENV)/.installed
 	$(BIN)/snakemake $(SNAKE_ARGS) --report $(abspath $(DIR))/results/report.html \
 	  --report-stylesheet $(CURDIR)/workflow/report/report.css
-	$(BIN)/vanishing attach-report --tracking $(DIR)/results/tracking.json \
-	  --report $(DIR)/results/report.html
+	cd $(DIR) && $(abspath $(BIN))/vanishing attach-report --tracking results/tracking.json \
+	  --report results/report.html  # the store's path in tracking.json is the study directory's
 
 # The MLflow UI over the study's embedded store, on http://127.0.0.1:5000. MLflow 3.17 opens an
 # experiment on its GenAI overview unless the sidebar's switch says "Model training" or the address

@@ -108,4 +108,5 @@ def test_a_one_seed_study_finishes_and_says_what_it_cannot_test(tmp_path):
     assert "no test: one seed in an arm" in findings
     assert len(list((results / "figures").glob("*.png"))) > 10
     runs = pd.read_csv(results / "tables" / "runs.csv")
-    assert set(runs["seed"]) == {3} and len(store_runs(tmp_path)) == len(runs) + 1
+    n_cells = runs["cell"].nunique()  # the study run, a run per cell, one per replica
+    assert set(runs["seed"]) == {3} and len(store_runs(tmp_path)) == 1 + n_cells + len(runs)
