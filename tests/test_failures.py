@@ -157,7 +157,8 @@ def test_kill_9_of_the_whole_study_then_the_same_command_continues(reference, tm
     """SIGKILL to `make study`'s process group at a random moment inside training leaves
     Snakemake's lock, cells half trained and RUNNING MLflow runs; the same command again clears
     the stale lock, keeps the finished cells, retrains the rest and ends with the numbers of an
-    uninterrupted run, one FINISHED run per replica and no RUNNING run, not even a deleted one."""
+    uninterrupted run, one FINISHED run per replica and per cell and no RUNNING run, not even a
+    deleted one."""
     ref, _ = reference
     workdir = tmp_path / "study"
     workdir.mkdir()
@@ -194,7 +195,8 @@ def test_kill_9_of_the_whole_study_then_the_same_command_continues(reference, tm
     check_mlflow_runs(store_runs(workdir), runs)
     assert n_runs(workdir, "RUNNING") == 0
     assert n_runs(workdir, "FAILED", "deleted") >= cut_off
-    assert n_runs(workdir, "FINISHED", "active") == len(runs) + 1  # and the parent run
+    # one per replica, one per cell and the study's parent run
+    assert n_runs(workdir, "FINISHED", "active") == len(runs) + runs["cell"].nunique() + 1
     # cells finished before the kill were kept, not retrained
     for cell, was in before.items():
         now = runs[runs["cell"] == cell].sort_values(["lr", "seed"])["mlflow_run_id"]

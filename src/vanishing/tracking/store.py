@@ -44,6 +44,7 @@ from mlflow.entities import (  # noqa: E402
     RunStatus,
     RunTag,
 )
+from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking.context.registry import resolve_tags  # noqa: E402
 from mlflow.utils.mlflow_tags import (  # noqa: E402
     MLFLOW_DATASET_CONTEXT,
@@ -159,6 +160,24 @@ def dataset_inputs(datasets: list[dict]) -> list[DatasetInput]:
     return out
 
 
+# a unique key refused, as SQLite, PostgreSQL and MySQL say it
+DUPLICATE_KEY = ("UNIQUE constraint failed", "duplicate key value", "Duplicate entry")
+
+
+def log_inputs(client: MlflowClient, run_id: str, inputs: list[DatasetInput]) -> None:
+    """``client.log_inputs``, again when a concurrent job created the same data set first: the
+    SQL store looks a data set up, then inserts it, so two jobs logging one new data set at once
+    make one of them fail on the table's unique key; the second try finds it and links it."""
+    for attempt in range(3):
+        try:
+            client.log_inputs(run_id, datasets=inputs)
+            return
+        except MlflowException as e:
+            if not any(m in str(e) for m in DUPLICATE_KEY) or attempt == 2:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+
+
 def init_study(uri: str, study: str, provenance: dict) -> dict:
     """Create (or find) the store, the experiment and the study's parent run, once, before the
     fan-out: concurrent first-time initialisation of one SQLite store crashes."""
@@ -246,7 +265,7 @@ class CellRuns:
 
     def _log_inputs(self, run_id: str) -> None:
         if self.inputs:
-            self.client.log_inputs(run_id, datasets=self.inputs)
+            log_inputs(self.client, run_id, self.inputs)
 
     def _start_cell(self, cell: str, settings: list[dict], params: dict) -> str:
         """The cell's run: tagged and with params like its replicas, less the lr and seed (its
@@ -347,7 +366,7 @@ def publish(
     for f in files:
         client.log_artifact(parent, str(f), artifact_path=artifact_dir)
     if datasets:
-        client.log_inputs(parent, datasets=dataset_inputs(list(datasets)))
+        log_inputs(client, parent, dataset_inputs(list(datasets)))
     if findings is not None:
         client.set_tag(parent, MLFLOW_RUN_NOTE, pages.study_note(tracking["study"], findings))
     client.set_terminated(parent, status="FINISHED")

@@ -6,7 +6,8 @@ settings are unchanged and trains the others, so a job that stopped half-way con
 stopped (these folders are not Snakemake outputs, which Snakemake deletes when a job fails).
 A cell that raises does not stop the job: the others still train, and the job fails at the end
 naming the failed cells. A full disk does stop it (``DiskFull``, naming the file system and the
-file being written): the finished cells stay, the unfinished one is removed.
+file being written): the finished cells stay, the unfinished one is removed, and a small file
+written at the job's start is deleted so that the message has room in the log on the same disk.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from vanishing.training.data import DATA_SOURCES, Splits, load_splits
 from vanishing.training.probes import QUANTITIES
 
 log = logging.getLogger(__name__)
+RESERVE_BYTES = 256 * 1024  # kept free for the log's last words on a full disk
 
 
 @functools.cache
@@ -246,6 +248,12 @@ def run_job(cells: list[Cell], out: Path, tracking: dict, accelerator: str,
         n_train = len(cached_splits(cell.data, cell.train.probe_size).y_train)
         steps[cell.name] = cell.train.epochs * (n_train // cell.train.batch_size)
     progress = JobProgress(job, cells, steps, progress_path)
+    # room kept on the study's disk for the log's last words: a full disk stops the job, and the
+    # message that says so (written where the log is, on the same disk) needs a little space
+    reserve = out / f".{job}.reserve"
+    with writing(reserve):
+        out.mkdir(parents=True, exist_ok=True)
+        reserve.write_bytes(b"\0" * RESERVE_BYTES)
     done, failed = [], []
     for i, cell in enumerate(cells, 1):
         cell_dir = out / cell.name
@@ -261,6 +269,7 @@ def run_job(cells: list[Cell], out: Path, tracking: dict, accelerator: str,
         except DiskFull:
             # every later cell would fail the same way: stop, and give the unfinished cell's
             # space back so that the message reaches the log
+            reserve.unlink(missing_ok=True)
             shutil.rmtree(cell_dir, ignore_errors=True)
             raise
         except Exception:
@@ -280,5 +289,6 @@ def run_job(cells: list[Cell], out: Path, tracking: dict, accelerator: str,
             timing["image_seconds"],
         )
         done.append(cell.name)
+    reserve.unlink(missing_ok=True)
     progress.write(status="failed" if failed else "done")
     return done, failed
