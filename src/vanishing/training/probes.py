@@ -43,6 +43,7 @@ from vanishing.training.models import BatchedMLP, activation_fns, replica_losses
 GRADIENTS = ("grad_preact_rms", "grad_weight_norm", "saturation")
 WEIGHTS = ("weight_update_rel", "weight_distance_rel", "weight_unchanged")
 QUANTITIES = GRADIENTS + WEIGHTS  # the columns of layer_gradients.csv, in this order
+PROBE_BYTES = 1 << 29  # what one probe pass may keep (see ``probe_chunk``): 512 MiB
 
 
 def is_probe_step(step: int, every: int) -> bool:
@@ -64,30 +65,64 @@ def saturation(activation: str, a: torch.Tensor) -> torch.Tensor:
     spec = activations.get(activation)
     if spec.saturating:
         return (slope(activation, a) < SATURATION_LEVEL * spec.max_slope).float().mean(dim=(1, 2))
-    return (a <= 0).all(dim=1).float().mean(dim=1)
+    # a unit is dead when its largest input is <= 0 (a NaN input, as in (a <= 0).all(), is not)
+    return (a.amax(dim=1) <= 0).float().mean(dim=1)
 
 
-def measure(net: BatchedMLP, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Probe every replica of ``net`` on x (R, P, input_dim), y (R, P): values (R, depth), CPU."""
+def frobenius(g: torch.Tensor) -> torch.Tensor:
+    """Frobenius norm per replica (R,) of g (R, ...), summed in float64 so that the squares of
+    gradients near float32's smallest numbers do not underflow (a gradient reads 0 only when
+    it underflowed float32 itself)."""
+    return torch.linalg.vector_norm(g, dim=tuple(range(1, g.dim())), dtype=torch.float64)
+
+
+def probe_chunk(net: BatchedMLP, probe_size: int, max_bytes: int = PROBE_BYTES) -> int:
+    """How many replicas one pass of the probe takes: what it keeps per replica (every layer's
+    h, a, activation output and their gradients, about 6 (probe_size, width) float32 tensors)
+    times the replicas stays under ``max_bytes``; at least 1."""
+    per_replica = 6 * probe_size * net.cfg.width * net.cfg.depth * 4
+    return max(1, min(net.n_replicas, max_bytes // per_replica))
+
+
+def measure(
+    net: BatchedMLP, x: torch.Tensor, y: torch.Tensor, max_bytes: int = PROBE_BYTES
+) -> dict[str, torch.Tensor]:
+    """Probe every replica of ``net`` on x (R, P, input_dim), y (R, P): values (R, depth), CPU.
+    Replicas never interact, so they are probed ``probe_chunk`` at a time: the same values,
+    in memory bounded by ``max_bytes`` whatever the depth."""
+    R, P = y.shape
+    chunk = probe_chunk(net, P, max_bytes)
     was_training = net.training
     net.train()
+    try:
+        parts = [
+            _measure(net, x[r : r + chunk], y[r : r + chunk], slice(r, r + chunk))
+            for r in range(0, R, chunk)
+        ]
+    finally:
+        net.train(was_training)
+    return {q: torch.cat([p[q] for p in parts]).cpu() for q in GRADIENTS}
+
+
+def _measure(net: BatchedMLP, x, y, replicas: slice) -> dict[str, torch.Tensor]:
+    """``measure`` for some replicas of ``net`` (x, y hold those only)."""
+    layers = net.layers(replicas)
     with torch.enable_grad():
-        logits, preacts, acts = net(x, update_stats=False, keep=True)
+        logits, preacts, acts = net(x, update_stats=False, keep=True, layers=layers)
         total = replica_losses(logits, y).sum()
-        weights = list(net.weights[: net.cfg.depth])
+        weights = [layer[0] for layer in layers[:-1]]
         grads = torch.autograd.grad(total, preacts + weights)
-    net.train(was_training)
+    del logits, preacts, total
     n = x.shape[1]
-    g_h, g_w = grads[: len(preacts)], grads[len(preacts) :]
+    g_h, g_w = grads[: net.cfg.depth], grads[net.cfg.depth :]
     with torch.no_grad():
-        rms = torch.stack([g.pow(2).sum(-1).mean(-1).sqrt() for g in g_h], dim=1)
-        wnorm = torch.stack([g.flatten(1).norm(dim=1) / n for g in g_w], dim=1)
-        sat = torch.stack([saturation(net.cfg.activation, a) for a in acts], dim=1)
-    return {
-        "grad_preact_rms": rms.cpu(),
-        "grad_weight_norm": wnorm.cpu(),
-        "saturation": sat.cpu(),
-    }
+        return {
+            # sqrt(mean_i ||dL/dh_l[i]||^2) = ||dL/dh_l||_F / sqrt(n)
+            "grad_preact_rms": (torch.stack([frobenius(g) for g in g_h], 1) / n**0.5).float(),
+            # ||d(mean_i loss_i) / dW_l||_F
+            "grad_weight_norm": (torch.stack([frobenius(g) for g in g_w], 1) / n).float(),
+            "saturation": torch.stack([saturation(net.cfg.activation, a) for a in acts], 1),
+        }
 
 
 @torch.no_grad()
