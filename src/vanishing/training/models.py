@@ -25,6 +25,7 @@ sum of the replicas' own mean losses, so each replica's gradient is its own.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -145,43 +146,48 @@ class BatchedMLP(nn.Module):
             return self._layers
         return [tuple(t if t is None else t[replicas] for t in layer) for layer in self._layers]
 
-    def normalize(self, layer: tuple, h: torch.Tensor, update_stats: bool, keep: bool):
+    def normalize(self, layer: tuple, h: torch.Tensor, update_stats: bool, scratch: bool):
         """The norm of one hidden layer (a ``layers()`` entry) applied to its pre-activation h
-        (R, B, width). Unless h is kept, the norm may overwrite it, and with batch norm h
+        (R, B, width). With ``scratch`` the norm may overwrite h, and with batch norm h then
         excludes the Linear's bias, which the norm cancels (see ``norms.BatchNorm``)."""
         _, bias, gamma, beta, running_mean, running_var = layer
         if self.cfg.norm == "layer":
-            return LayerNorm.apply(h, gamma, beta, not keep)
-        bias = None if keep else bias
+            return LayerNorm.apply(h, gamma, beta, scratch)
+        bias = bias if scratch else None
         if not self.training:
             return batch_norm_eval(h, bias, gamma, beta, running_mean, running_var)
         stats = (running_mean, running_var, self.bn_momentum) if update_stats else None
-        return BatchNorm.apply(h, bias, gamma, beta, stats, not keep)
+        return BatchNorm.apply(h, bias, gamma, beta, stats, scratch)
 
     def forward(
         self,
         x: torch.Tensor,
         update_stats: bool = True,
-        keep: bool = False,
+        keep: bool | Callable[[int, torch.Tensor, torch.Tensor], None] = False,
         layers: list[tuple] | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-        """Logits (R, B, n_classes); with ``keep``, also each layer's h_l and a_l (R, B, width).
-        ``layers``: ``self.layers(replicas)`` to run some replicas only (x holds those)."""
+        """Logits (R, B, n_classes). ``keep``: True to return also each layer's h_l and a_l
+        (R, B, width) in two lists; or a function, called with (l, h_l, a_l) as each layer
+        makes them (l = 0 nearest the input) instead: nothing is kept, and afterwards the
+        layer may overwrite them in place (a hook on h_l still sees dL/dh_l). ``layers``:
+        ``self.layers(replicas)`` to run some replicas only (x holds those)."""
         preacts, acts = [], []
         *hidden, (w_out, b_out, *_) = self.layers() if layers is None else layers
         normed, residual = self.cfg.norm != "none", self.cfg.residual
         # batch norm cancels the bias: it goes to the norm instead of being added to every h
-        fold = self.cfg.norm == "batch" and not keep
+        scratch, fold = keep is not True, self.cfg.norm == "batch" and not keep
         for i, layer in enumerate(hidden):
             h = torch.bmm(x, layer[0])  # (R, B, width)
             if not fold:
                 h.add_(layer[1].unsqueeze(1))
-            a = self.normalize(layer, h, update_stats, keep) if normed else h
-            if keep:
+            a = self.normalize(layer, h, update_stats, scratch) if normed else h
+            if keep is True:
                 preacts.append(h)
                 acts.append(a)
                 y = self.act(a)
             else:
+                if keep:
+                    keep(i, h, a)
                 y = self.act_(a)
             x = torch.add(x, y, alpha=self.gain) if (residual and i > 0) else y
         logits = torch.baddbmm(b_out.unsqueeze(1), x, w_out)

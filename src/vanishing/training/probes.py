@@ -34,6 +34,8 @@ there), every ``probe_every`` steps, and after the last step.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from vanishing import activations
@@ -70,17 +72,22 @@ def saturation(activation: str, a: torch.Tensor) -> torch.Tensor:
 
 
 def frobenius(g: torch.Tensor) -> torch.Tensor:
-    """Frobenius norm per replica (R,) of g (R, ...), summed in float64 so that the squares of
-    gradients near float32's smallest numbers do not underflow (a gradient reads 0 only when
-    it underflowed float32 itself)."""
-    return torch.linalg.vector_norm(g, dim=tuple(range(1, g.dim())), dtype=torch.float64)
+    """Frobenius norm per replica (R,) of g (R, ...), float64. Summed in float32 where that is
+    exact enough; where the norm is so small (or large) that squares of its entries may leave
+    float32's range, summed again in float64, so that a gradient reads 0 only when it
+    underflowed float32 itself (and one near overflow reads finite)."""
+    dims = tuple(range(1, g.dim()))
+    norm = torch.linalg.vector_norm(g, dim=dims).double()
+    if bool(((norm < 1e-15) | (norm > 1e15)).any()):
+        norm = torch.linalg.vector_norm(g, dim=dims, dtype=torch.float64)
+    return norm
 
 
 def probe_chunk(net: BatchedMLP, probe_size: int, max_bytes: int = PROBE_BYTES) -> int:
-    """How many replicas one pass of the probe takes: what it keeps per replica (every layer's
-    h, a, activation output and their gradients, about 6 (probe_size, width) float32 tensors)
+    """How many replicas one pass of the probe takes: what it keeps per replica and layer (the
+    tensors autograd saves, at most two (probe_size, width) ones, and a gradient in flight)
     times the replicas stays under ``max_bytes``; at least 1."""
-    per_replica = 6 * probe_size * net.cfg.width * net.cfg.depth * 4
+    per_replica = 3 * probe_size * net.cfg.width * net.cfg.depth * 4
     return max(1, min(net.n_replicas, max_bytes // per_replica))
 
 
@@ -105,23 +112,32 @@ def measure(
 
 
 def _measure(net: BatchedMLP, x, y, replicas: slice) -> dict[str, torch.Tensor]:
-    """``measure`` for some replicas of ``net`` (x, y hold those only)."""
+    """``measure`` for some replicas of ``net`` (x, y hold those only). Each layer is reduced
+    as it is made (saturation) and as the backward pass reaches it (a hook on h_l), so no
+    layer's activations or gradients are kept beyond what autograd itself saves."""
+    depth, n = net.cfg.depth, x.shape[1]
     layers = net.layers(replicas)
+    rms: list[torch.Tensor | None] = [None] * depth
+    sat: list[torch.Tensor | None] = [None] * depth
+
+    def reduce_grad(layer: int, g: torch.Tensor) -> None:
+        rms[layer] = frobenius(g) / n**0.5  # sqrt(mean_i ||dL/dh_l[i]||^2)
+
+    def reduce_layer(layer: int, h: torch.Tensor, a: torch.Tensor) -> None:
+        h.register_hook(functools.partial(reduce_grad, layer))
+        with torch.no_grad():
+            sat[layer] = saturation(net.cfg.activation, a)
+
     with torch.enable_grad():
-        logits, preacts, acts = net(x, update_stats=False, keep=True, layers=layers)
+        logits, _, _ = net(x, update_stats=False, keep=reduce_layer, layers=layers)
         total = replica_losses(logits, y).sum()
-        weights = [layer[0] for layer in layers[:-1]]
-        grads = torch.autograd.grad(total, preacts + weights)
-    del logits, preacts, total
-    n = x.shape[1]
-    g_h, g_w = grads[: net.cfg.depth], grads[net.cfg.depth :]
+        g_w = torch.autograd.grad(total, [layer[0] for layer in layers[:-1]])
     with torch.no_grad():
         return {
-            # sqrt(mean_i ||dL/dh_l[i]||^2) = ||dL/dh_l||_F / sqrt(n)
-            "grad_preact_rms": (torch.stack([frobenius(g) for g in g_h], 1) / n**0.5).float(),
+            "grad_preact_rms": torch.stack(rms, 1).float(),
             # ||d(mean_i loss_i) / dW_l||_F
             "grad_weight_norm": (torch.stack([frobenius(g) for g in g_w], 1) / n).float(),
-            "saturation": torch.stack([saturation(net.cfg.activation, a) for a in acts], 1),
+            "saturation": torch.stack(sat, 1),
         }
 
 
@@ -130,21 +146,26 @@ def weight_stats(
     weights: list[torch.Tensor], init: list[torch.Tensor], previous: list[torch.Tensor] | None
 ) -> dict[str, torch.Tensor]:
     """How far each hidden layer's weights (R, fan_in, fan_out) moved: since ``previous`` (the
-    same layers at the last probe; None at step 0) and since ``init``; values (R, depth), CPU."""
+    same layers at the last probe; None at step 0) and since ``init``; values (R, depth), CPU.
+    (One layer at a time, all of its statistics while its matrices are in cache.)"""
 
-    def norm(x):
-        return x.flatten(1).norm(dim=1)
+    def norm(x):  # (R,): Frobenius norm of each replica's matrix
+        return torch.linalg.vector_norm(x, dim=(1, 2))
 
-    pairs = list(zip(weights, init, strict=True))
-    dist = torch.stack([norm(w - w0) / norm(w0) for w, w0 in pairs], 1)
-    same = torch.stack([(w == w0).flatten(1).float().mean(1) for w, w0 in pairs], 1)
-    if previous is None:
-        upd = torch.full_like(dist, float("nan"))
-    else:
-        pairs = zip(weights, previous, strict=True)
-        upd = torch.stack([norm(w - p) / norm(p) for w, p in pairs], 1)
+    dist, same, upd = [], [], []
+    for layer, (w, w0) in enumerate(zip(weights, init, strict=True)):
+        d = w - w0
+        dist.append(norm(d) / norm(w0))
+        # entries with d != 0, i.e. w != w0 (the initial weights are finite), counted by
+        # |sign(d)| in float: exact, and several times faster than a boolean count here
+        same.append(1 - torch.sign(d).abs_().sum(dim=(1, 2)) / d[0].numel())
+        if previous is not None:
+            p = previous[layer]
+            upd.append(norm(w - p) / norm(p))
+    dist = torch.stack(dist, 1)
+    upd = torch.stack(upd, 1) if previous is not None else torch.full_like(dist, float("nan"))
     return {
         "weight_update_rel": upd.cpu(),
         "weight_distance_rel": dist.cpu(),
-        "weight_unchanged": same.cpu(),
+        "weight_unchanged": torch.stack(same, 1).cpu(),
     }
