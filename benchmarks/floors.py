@@ -67,11 +67,12 @@ def model(kind: str, depth: int, width: int) -> ModelConfig:
     return ModelConfig("relu", depth, width=width, **TYPES[kind])
 
 
-def seconds(fn, calls: int) -> float:
-    t0 = time.perf_counter()
+def seconds(fn, calls: int) -> tuple[float, float]:
+    """(wall, CPU) seconds per call of ``fn(i)``."""
+    t0, c0 = time.perf_counter(), time.process_time()
     for i in range(calls):
         fn(i)
-    return (time.perf_counter() - t0) / calls
+    return (time.perf_counter() - t0) / calls, (time.process_time() - c0) / calls
 
 
 class Bare:
@@ -124,25 +125,40 @@ def fit_once(cfg: ModelConfig, splits, epochs: int, probe_every: int) -> dict:
     module, secs = fit_cell(cell, splits)
     steps = module.trainer.global_step
     h = module.history
-    return {"step": secs / steps, "probes": h.probe_seconds / steps, "eval": h.eval_seconds / steps}
+    return {
+        "fit": (secs / steps, h.fit_cpu_seconds / steps),
+        "probes": (h.probe_seconds / steps,) * 2,
+        "eval": (h.eval_seconds / steps,) * 2,
+    }
 
 
-def med(values: list[float]) -> tuple[float, float]:
-    """(median, spread = (max - min) / median) of repeated measurements."""
-    m = statistics.median(values)
-    return m, (max(values) - min(values)) / m if m else 0.0
+def med(values: list[tuple[float, float]], clock: int = 0) -> float:
+    """Median over repeated (wall, CPU) measurements of one clock (0 wall, 1 CPU)."""
+    return statistics.median(v[clock] for v in values)
 
 
-def line(label: str, values: list[float], R: int, ref: float | None = None, what="") -> str:
-    m, spread = med(values)
-    text = f"  {label:<34s}{m * 1e3:8.2f} ms {m * 1e3 / R:7.3f} ms/replica-step (±{spread:4.0%})"
+def spread(values: list[tuple[float, float]], clock: int = 0) -> float:
+    """(max - min) / median over the repeats."""
+    xs = [v[clock] for v in values]
+    return (max(xs) - min(xs)) / statistics.median(xs)
+
+
+def line(label: str, values, R: int, ref=None, what="") -> str:
+    """Wall time per step and per replica-step, its spread, CPU time, and ratios to ``ref``
+    ((wall, CPU) medians), for one measurement."""
+    wall, cpu = med(values), med(values, 1)
+    text = (
+        f"  {label:<31s}{wall * 1e3:8.2f} ms {wall * 1e3 / R:6.3f} ms/replica-step "
+        f"(±{spread(values):4.0%}; CPU {cpu * 1e3:7.2f} ms ±{spread(values, 1):4.0%})"
+    )
     if ref:
-        text += f"  {m / ref:5.2f} x {what}"
+        text += f" {wall / ref[0]:5.2f} x {what} (CPU {cpu / ref[1]:4.2f} x)"
     return text
 
 
 def measure_depth(depth: int, a, splits, fit_repeats: int) -> dict:
-    """Every measurement at one depth, rounds interleaved over the cell types."""
+    """Every measurement at one depth, rounds interleaved over the cell types; returns the
+    (wall, CPU) medians per cell type and measurement."""
     x, y = splits.x_train, splits.y_train
     R = len(SEEDS) * len(DEFAULT_LRS)
     kinds = list(TYPES)
@@ -161,34 +177,37 @@ def measure_depth(depth: int, a, splits, fit_repeats: int) -> dict:
     if a.fit:
         for _ in range(fit_repeats):
             for k in kinds:
-                f = fit_once(model(k, depth, a.width), splits, a.epochs, a.probe_every)
-                t[k]["fit"].append(f["step"])
-                t[k]["probes"].append(f["probes"])
-                t[k]["eval"].append(f["eval"])
-    print(f"depth {depth} (width {a.width}, batch {a.batch}, R={R}), ms per step of all replicas:")
+                for what, v in fit_once(
+                    model(k, depth, a.width), splits, a.epochs, a.probe_every
+                ).items():
+                    t[k][what].append(v)
+    print(f"depth {depth} (width {a.width}, batch {a.batch}, R={R}), per step of all replicas:")
     print(line("matrix products alone (floor)", t_products, R))
+    medians = {}
     for k in kinds:
         print(f" {k}")
         print(line("optimizer update alone (floor)", t[k]["opt"], R))
-        floor = med(t_products)[0] + med(t[k]["opt"])[0]
-        print(line("bare batched step", t[k]["bare"], R, floor, "floor (products + update)"))
+        floor = [med(t_products, c) + med(t[k]["opt"], c) for c in (0, 1)]
+        print(line("bare batched step", t[k]["bare"], R, floor, "floor"))
+        bare_k = [med(t[k]["bare"], c) for c in (0, 1)]
         if t[k]["fit"]:
-            bare_k = med(t[k]["bare"])[0]
-            print(line("full training path", t[k]["fit"], R, bare_k, "bare step"))
+            print(line("full training path", t[k]["fit"], R, bare_k, "bare"))
             print(
-                f"    of which probes {med(t[k]['probes'])[0] * 1e3:.2f} ms, per-epoch and final "
-                f"evaluation {med(t[k]['eval'])[0] * 1e3:.2f} ms per step"
+                f"    of which probes {med(t[k]['probes']) * 1e3:.2f} ms, per-epoch and final "
+                f"evaluation {med(t[k]['eval']) * 1e3:.2f} ms per step (wall)"
             )
+        medians[k] = {w: (med(v), med(v, 1)) for w, v in t[k].items() if v}
     for what in ("bare", "fit"):
-        if not t["plain"][what]:
+        if what not in medians["plain"]:
             continue
-        ref = med(t["plain"][what])[0]
-        ratios = ", ".join(f"{k} {med(t[k][what])[0] / ref:.2f} x" for k in kinds if k != "plain")
+        ref = medians["plain"][what]
+        ratios = ", ".join(
+            f"{k} {medians[k][what][0] / ref[0]:.2f} x (CPU {medians[k][what][1] / ref[1]:.2f} x)"
+            for k in kinds
+            if k != "plain"
+        )
         print(f" against plain at depth {depth} ({what}): {ratios}")
-    return {k: {w: med(v)[0] for w, v in t[k].items() if v} for k in kinds} | {
-        "R": R,
-        "products": med(t_products)[0],
-    }
+    return {"R": R, **medians}
 
 
 def study_floor(study: Path, wall: float, cores: int, per_layer: dict[str, float]) -> None:
@@ -257,15 +276,16 @@ def main() -> None:
     if hi != lo:
         for what in ("bare", "fit"):
             per = ", ".join(
-                f"{k} {results[hi][k][what] / hi / (results[lo][k][what] / lo):.2f} x"
+                f"{k} {results[hi][k][what][0] / hi / (results[lo][k][what][0] / lo):.2f} x "
+                f"(CPU {results[hi][k][what][1] / hi / (results[lo][k][what][1] / lo):.2f} x)"
                 for k in TYPES
-                if what in results[hi][k]
+                if what in results[hi][k] and what in results[lo][k]
             )
             if per:
                 print(f"time per layer, depth {hi} against {lo} ({what}): {per}")
     if a.study is not None:
         R = results[lo]["R"]
-        per_layer = {k: results[lo][k]["bare"] / (R * lo) for k in TYPES}
+        per_layer = {k: results[lo][k]["bare"][0] / (R * lo) for k in TYPES}
         study_floor(a.study, a.wall, a.cores, per_layer)
 
 

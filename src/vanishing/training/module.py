@@ -58,6 +58,9 @@ class History:
     final: dict[str, np.ndarray] = field(default_factory=dict)  # see CellModule.final_evaluation
     probe_seconds: float = 0.0
     eval_seconds: float = 0.0
+    # CPU seconds of the process over the same span as fit_cell's wall seconds: on a machine
+    # shared with other jobs the wall time stretches, the CPU time much less
+    fit_cpu_seconds: float = 0.0
 
 
 class CellModule(pl.LightningModule):
@@ -199,7 +202,7 @@ class CellModule(pl.LightningModule):
         return out
 
     def hidden_weights(self) -> list[torch.Tensor]:
-        return list(self.net.weights[: self.cell.model.depth])
+        return [layer[0] for layer in self.net.layers()[:-1]]
 
     def init_weights(self) -> list[torch.Tensor]:
         return [self.init_state[f"weights.{i}"] for i in range(self.cell.model.depth)]
@@ -244,7 +247,10 @@ class GradientProbe(pl.Callback):
         values = measure(module.net, *module.probe_batch)
         weights = module.hidden_weights()
         values.update(weight_stats(weights, module.init_weights(), module.probed_weights))
-        module.probed_weights = [w.detach().clone() for w in weights]
+        if module.probed_weights is None:
+            module.probed_weights = [w.detach().clone() for w in weights]
+        else:
+            torch._foreach_copy_(module.probed_weights, [w.detach() for w in weights])
         dead = ~module.active.numpy()
         out = {}
         for q in QUANTITIES:
@@ -295,10 +301,11 @@ def fit_cell(
     probe = GradientProbe(cell.train.probe_every)
     if cell.train.epochs == 0:  # a profile at initialisation: no Trainer, no step
         module.to(torch.device("cuda" if accelerator == "gpu" else "cpu"))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         module.on_fit_start()
         probe.record(module)
         module.on_fit_end()
+        module.history.fit_cpu_seconds = time.process_time() - c0
         return module, time.perf_counter() - t0
     trainer = pl.Trainer(
         accelerator=accelerator,
@@ -314,6 +321,7 @@ def fit_cell(
         callbacks=[probe],
         plugins=plugins,
     )
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     trainer.fit(module, train_dataloaders=DataLoader(batches, batch_size=None))
+    module.history.fit_cpu_seconds = time.process_time() - c0
     return module, time.perf_counter() - t0

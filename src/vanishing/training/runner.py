@@ -162,6 +162,9 @@ def train_cell(cell: Cell, cell_dir: Path, tracking: dict, accelerator: str) -> 
     probe_inputs(cell.name, splits).to_csv(cell_dir / "probe_inputs.csv", index=False)
     timing = {
         "fit_seconds": fit_seconds,
+        "fit_cpu_seconds": module.history.fit_cpu_seconds,
+        "steps": module.global_step,
+        "replicas": len(replicas),
         "probe_seconds": module.history.probe_seconds,
         "eval_seconds": module.history.eval_seconds,
         "mlflow_seconds": log_seconds,
