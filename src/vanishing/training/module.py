@@ -76,6 +76,9 @@ class CellModule(pl.LightningModule):
         self.probed_weights: list[torch.Tensor] | None = None  # hidden W_l at the last probe
         self.history = History(diverged_step=[None] * len(seeds))
         self.active = torch.ones(len(seeds), dtype=torch.bool)  # on the host, as of ``settle``
+        # the step's three calls written out (as Lightning's automatic optimization makes them,
+        # in the same order) cost less per step than its closure and hooks
+        self.automatic_optimization = False
 
     def on_fit_start(self) -> None:
         self.init_state = {k: v.to(self.device) for k, v in self.init_state.items()}
@@ -96,7 +99,7 @@ class CellModule(pl.LightningModule):
         self.loss_weights = weights.to(self.device)
         return opt
 
-    def training_step(self, idx: torch.Tensor, batch_idx: int) -> torch.Tensor:
+    def training_step(self, idx: torch.Tensor, batch_idx: int) -> None:
         R, B = idx.shape
         rows = idx.reshape(-1)
         x = self.data.x_train.index_select(0, rows).view(R, B, -1)  # (R, B, D)
@@ -104,12 +107,16 @@ class CellModule(pl.LightningModule):
         loss_r, ce = objective(self.net, x, y, self.cell.train.weight_decay)  # (R,), (R,)
         finite = torch.isfinite(loss_r)
         self.died_at.masked_fill_(self.live & ~finite, self.global_step)
-        self.live &= finite
+        self.live.logical_and_(finite)
         zero = torch.zeros_like(loss_r)
         live_ce = torch.where(self.live, ce.detach(), zero)
-        self.epoch_loss += live_ce
+        self.epoch_loss.add_(live_ce)
         self.history.step_losses.append(live_ce)
-        return (torch.where(self.live, loss_r, zero) * self.loss_weights).sum()
+        loss = (torch.where(self.live, loss_r, zero) * self.loss_weights).sum()
+        opt = self.optimizers()
+        opt.zero_grad()
+        self.manual_backward(loss)
+        opt.step()
 
     def settle(self) -> None:
         """Bring the host's record up to the device's: every replica that died since the last
