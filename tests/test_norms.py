@@ -8,7 +8,13 @@ import torch.nn.functional as F
 
 from vanishing.config import ModelConfig
 from vanishing.training.models import BatchedMLP
-from vanishing.training.norms import EPS, BatchNorm, LayerNorm, batch_norm_eval
+from vanishing.training.norms import (
+    EPS,
+    BatchNorm,
+    LayerNorm,
+    batch_norm_eval,
+    update_running_stats,
+)
 
 R, B, W = 3, 16, 8
 
@@ -64,8 +70,9 @@ def test_a_bias_cancels_and_moves_only_the_running_mean():
     the running variance the unbiased n / (n - 1) one, per replica and unit."""
     h, gamma, beta, g = inputs(2)
     bias = torch.randn(R, W, requires_grad=True)
-    mean, var = torch.zeros(R, W), torch.ones(R, W)
-    out = BatchNorm.apply(h.clone(), bias, gamma, beta, (mean, var, 1.0), True)
+    mean, var, batch_stats = torch.zeros(R, W), torch.ones(R, W), []
+    out = BatchNorm.apply(h.clone(), bias, gamma, beta, batch_stats, True)
+    update_running_stats([mean], [var], batch_stats, [bias.detach()], B, 1.0)
     torch.testing.assert_close(
         out, textbook_batch_norm(h + bias.detach().unsqueeze(1), gamma, beta)
     )

@@ -34,7 +34,12 @@ from torch import nn
 from vanishing import activations
 from vanishing.config import ModelConfig
 from vanishing.inits import bias_variance, uniform_bound, weight_variance
-from vanishing.training.norms import BatchNorm, LayerNorm, batch_norm_eval
+from vanishing.training.norms import (
+    BatchNorm,
+    LayerNorm,
+    batch_norm_eval,
+    update_running_stats,
+)
 
 BN_MOMENTUM = 0.1  # as torch.nn.BatchNorm1d
 
@@ -145,18 +150,18 @@ class BatchedMLP(nn.Module):
             return self._layers
         return [tuple(t if t is None else t[replicas] for t in layer) for layer in self._layers]
 
-    def normalize(self, layer: tuple, h: torch.Tensor, update_stats: bool, scratch: bool):
+    def normalize(self, layer: tuple, h: torch.Tensor, batch_stats: list | None, scratch: bool):
         """The norm of one hidden layer (a ``layers()`` entry) applied to its pre-activation h
         (R, B, width). With ``scratch`` the norm may overwrite h, and with batch norm h then
-        excludes the Linear's bias, which the norm cancels (see ``norms.BatchNorm``)."""
+        excludes the Linear's bias, which the norm cancels (see ``norms.BatchNorm``); batch
+        norm appends its batch statistics to ``batch_stats`` unless that is None."""
         _, bias, gamma, beta, running_mean, running_var = layer
         if self.cfg.norm == "layer":
             return LayerNorm.apply(h, gamma, beta, scratch)
         bias = bias if scratch else None
         if not self.training:
             return batch_norm_eval(h, bias, gamma, beta, running_mean, running_var)
-        stats = (running_mean, running_var, self.bn_momentum) if update_stats else None
-        return BatchNorm.apply(h, bias, gamma, beta, stats, scratch)
+        return BatchNorm.apply(h, bias, gamma, beta, batch_stats, scratch)
 
     def forward(
         self,
@@ -175,11 +180,13 @@ class BatchedMLP(nn.Module):
         normed, residual = self.cfg.norm != "none", self.cfg.residual
         # batch norm cancels the bias: it goes to the norm instead of being added to every h
         scratch, fold = keep is not True, self.cfg.norm == "batch" and not keep
+        update = update_stats and self.cfg.norm == "batch" and self.training
+        batch_stats = [] if update else None
         for i, layer in enumerate(hidden):
             h = torch.bmm(x, layer[0])  # (R, B, width)
             if not fold:
                 h.add_(layer[1].unsqueeze(1))
-            a = self.normalize(layer, h, update_stats, scratch) if normed else h
+            a = self.normalize(layer, h, batch_stats, scratch) if normed else h
             if keep is True:
                 preacts.append(h)
                 acts.append(a)
@@ -190,6 +197,11 @@ class BatchedMLP(nn.Module):
                 y = self.act_(a)
             x = torch.add(x, y, alpha=self.gain) if (residual and i > 0) else y
         logits = torch.baddbmm(b_out.unsqueeze(1), x, w_out)
+        if update:
+            means, variances = ([layer[i] for layer in hidden] for i in (4, 5))
+            biases = [layer[1] for layer in hidden] if fold else None
+            n = x.shape[1]
+            update_running_stats(means, variances, batch_stats, biases, n, self.bn_momentum)
         return logits, preacts, acts
 
     def layer_keys(self, layers: int) -> list[str]:

@@ -26,26 +26,23 @@ EPS = 1e-5
 
 
 class BatchNorm(torch.autograd.Function):
-    """Batch norm in training mode (batch statistics). ``stats`` = (running_mean, running_var,
-    momentum) updates the running statistics per replica and unit, the variance unbiased
-    (n / (n - 1)) as ``nn.BatchNorm1d`` keeps it; None leaves them alone (the probes).
+    """Batch norm in training mode (batch statistics). With a list ``batch_stats`` it appends
+    this layer's (mean, biased variance) over the batch, each (R, W), for
+    ``update_running_stats``; None (the probes) records nothing.
 
     ``bias`` (R, W) or None: the Linear's bias when h excludes it. A bias cancels in
     (h + b) - mean_b (h + b), so the output and every gradient are those of h + b; it only
     shifts the running mean, and its own gradient is exactly 0 (returned as None)."""
 
     @staticmethod
-    def forward(ctx, h, bias, gamma, beta, stats, scratch: bool):
+    def forward(ctx, h, bias, gamma, beta, batch_stats, scratch: bool):
         n = h.shape[1]
         mean = h.mean(1, keepdim=True)  # (R, 1, W)
         d = h.sub_(mean) if scratch else h - mean  # (R, B, W)
         var = torch.linalg.vecdot(d, d, dim=1).div_(n)  # (R, W), biased
-        if stats is not None:
-            running_mean, running_var, momentum = stats
-            mean = mean.squeeze(1) if bias is None else mean.squeeze(1) + bias
-            running_mean.lerp_(mean, momentum)
-            running_var.lerp_(var * (n / (n - 1)), momentum)
-        rstd = var.add_(EPS).rsqrt_().unsqueeze(1)  # (R, 1, W)
+        if batch_stats is not None:
+            batch_stats.append((mean.squeeze(1), var))
+        rstd = var.add(EPS).rsqrt_().unsqueeze(1)  # (R, 1, W)
         scale = gamma.unsqueeze(1) * rstd
         ctx.save_for_backward(d, rstd, scale)
         return torch.addcmul(beta.unsqueeze(1), d, scale)
@@ -61,6 +58,19 @@ class BatchNorm(torch.autograd.Function):
         c_0 = (scale * sum_g).mul_(-1.0 / n)
         dh = torch.addcmul(c_0, g, scale).addcmul_(d, c_d)
         return dh, None, (sum_gd * rstd).squeeze(1), sum_g.squeeze(1), None, None
+
+
+@torch.no_grad()
+def update_running_stats(running_means, running_vars, batch_stats, biases, n: int, momentum):
+    """Move every layer's running statistics (lists of (R, W)) towards its batch statistics
+    (``BatchNorm``'s list; ``biases`` the Linear biases the batch means exclude, or None) by
+    ``momentum``, the variance made unbiased (n / (n - 1)) as ``nn.BatchNorm1d`` keeps it.
+    All layers in one call per statistic: the same numbers as layer by layer."""
+    means, variances = (list(t) for t in zip(*batch_stats, strict=True))
+    if biases is not None:
+        means = torch._foreach_add(means, biases)
+    torch._foreach_lerp_(running_means, means, momentum)
+    torch._foreach_lerp_(running_vars, torch._foreach_mul(variances, n / (n - 1)), momentum)
 
 
 def batch_norm_eval(h, bias, gamma, beta, running_mean, running_var):
