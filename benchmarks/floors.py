@@ -116,6 +116,37 @@ class Products:
                 torch.bmm(self.g, w.transpose(1, 2))
 
 
+class NormAlone:
+    """A norm's forward and backward alone on one (R, B, W) pre-activation per layer, warm
+    caches: the element-wise floor a norm cell adds to a plain one (None on code without
+    ``vanishing.training.norms``)."""
+
+    def __init__(self, norm: str, depth: int, width: int, R: int, batch: int):
+        from vanishing.training import norms
+
+        gen = torch.Generator().manual_seed(0)
+        self.depth = depth
+        self.h = torch.randn(R, batch, width, generator=gen).requires_grad_(True)
+        self.gamma = torch.ones(R, width, requires_grad=True)
+        self.beta = torch.zeros(R, width, requires_grad=True)
+        self.g = torch.randn(R, batch, width, generator=gen)
+        if norm == "batch":
+            self.fn = lambda h, gm, bt: norms.BatchNorm.apply(h, None, gm, bt, [], False)
+        else:
+            self.fn = lambda h, gm, bt: norms.LayerNorm.apply(h, gm, bt, False)
+
+    @classmethod
+    def make(cls, *args):
+        try:
+            return cls(*args)
+        except ImportError:
+            return None
+
+    def step(self, _: int) -> None:
+        for _ in range(self.depth):
+            self.fn(self.h, self.gamma, self.beta).backward(self.g)
+
+
 def fit_once(cfg: ModelConfig, splits, epochs: int, probe_every: int) -> dict:
     """One fit through the whole training path; seconds per step of all replicas, and parts."""
     from vanishing.training.module import fit_cell
@@ -165,14 +196,17 @@ def measure_depth(depth: int, a, splits, fit_repeats: int) -> dict:
     bare = {k: Bare(model(k, depth, a.width), R, a.batch, x, y) for k in kinds}
     products = Products(depth, a.width, R, a.batch, x.shape[1])
     products.step(0)
+    norm_alone = {k: NormAlone.make(k, depth, a.width, R, a.batch) for k in ("batch", "layer")}
     steps = max(5, a.steps * 32 // depth)
-    t = {k: {"bare": [], "opt": [], "fit": [], "probes": [], "eval": []} for k in kinds}
+    t = {k: {"bare": [], "opt": [], "norm": [], "fit": [], "probes": [], "eval": []} for k in kinds}
     t_products = []
     for _ in range(a.repeats):
         t_products.append(seconds(products.step, steps))
         for k in kinds:
             t[k]["bare"].append(seconds(bare[k].step, steps))
             t[k]["opt"].append(seconds(bare[k].optimizer, steps))
+            if norm_alone.get(k) is not None:
+                t[k]["norm"].append(seconds(norm_alone[k].step, steps))
     del bare
     if a.fit:
         for _ in range(fit_repeats):
@@ -188,13 +222,20 @@ def measure_depth(depth: int, a, splits, fit_repeats: int) -> dict:
         print(f" {k}")
         print(line("optimizer update alone (floor)", t[k]["opt"], R))
         floor = [med(t_products, c) + med(t[k]["opt"], c) for c in (0, 1)]
+        if t[k]["norm"]:
+            print(line("the norm's fwd+bwd alone (floor)", t[k]["norm"], R))
+            floor = [f + med(t[k]["norm"], c) for c, f in enumerate(floor)]
         print(line("bare batched step", t[k]["bare"], R, floor, "floor"))
         bare_k = [med(t[k]["bare"], c) for c in (0, 1)]
         if t[k]["fit"]:
             print(line("full training path", t[k]["fit"], R, bare_k, "bare"))
+            probes, evals = med(t[k]["probes"]), med(t[k]["eval"])
+            rest = med(t[k]["fit"]) - bare_k[0] - probes - evals
             print(
-                f"    of which probes {med(t[k]['probes']) * 1e3:.2f} ms, per-epoch and final "
-                f"evaluation {med(t[k]['eval']) * 1e3:.2f} ms per step (wall)"
+                f"    beyond the bare step, per step (wall): probes {probes * 1e3:.2f} ms "
+                f"({probes / bare_k[0]:.1%}), per-epoch and final evaluation {evals * 1e3:.2f} ms "
+                f"({evals / bare_k[0]:.1%}), the rest (Lightning, bookkeeping) "
+                f"{rest * 1e3:.2f} ms ({rest / bare_k[0]:.1%})"
             )
         medians[k] = {w: (med(v), med(v, 1)) for w, v in t[k].items() if v}
     for what in ("bare", "fit"):
