@@ -10,7 +10,14 @@ from reference import ReferenceMLP
 from vanishing.config import ModelConfig
 from vanishing.training.models import BatchedMLP, objective
 from vanishing.training.optim import make_optimizer
-from vanishing.training.probes import is_probe_step, measure, saturation, weight_stats
+from vanishing.training.probes import (
+    frobenius,
+    is_probe_step,
+    measure,
+    probe_chunk,
+    saturation,
+    weight_stats,
+)
 
 
 @pytest.mark.parametrize("norm,residual", [("none", False), ("none", True), ("layer", False)])
@@ -133,3 +140,45 @@ def test_tiny_gradients_are_measured_down_to_float32s_range():
     x, y = torch.randn(1, 6, 3), torch.randint(0, 2, (1, 6))
     got = measure(net, x, y)["grad_preact_rms"][0]
     assert 1e-28 < got[0].item() < 1e-22 and got[1].item() > 1e-3
+
+
+@pytest.mark.parametrize("norm", ["none", "batch", "layer"])
+def test_probes_in_chunks_of_replicas_equal_probes_of_all_at_once(norm):
+    """Replicas never interact, so probing one (or two) replicas at a time gives exactly the
+    values of one pass over all of them."""
+    cfg = ModelConfig("relu", depth=4, norm=norm, residual=True, width=6)
+    net = BatchedMLP(cfg, 4, 3, seeds=[0, 1, 2, 3, 4])
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(5, 9, 4, generator=gen), torch.randint(0, 3, (5, 9), generator=gen)
+    per_replica = 3 * 9 * 6 * 4 * 4  # probe_chunk's bytes per replica
+    assert probe_chunk(net, 9) == 5 and probe_chunk(net, 9, per_replica * 2) == 2
+    assert probe_chunk(net, 9, 1) == 1
+    whole = measure(net, x, y)
+    for max_bytes in (1, per_replica * 2):
+        parts = measure(net, x, y, max_bytes=max_bytes)
+        for q in whole:
+            torch.testing.assert_close(parts[q], whole[q], rtol=0, atol=0)
+
+
+def test_norms_of_gradients_near_float32_limits():
+    """Entries of 1e-30 have squares below float32's range: the norm still reads 1e-30 * sqrt(n),
+    and entries of 1e30 do not overflow; exact zeros read 0 (never NaN)."""
+    tiny, huge, zero = torch.full((2, 50), 1e-30), torch.full((2, 50), 1e30), torch.zeros(2, 50)
+    torch.testing.assert_close(
+        frobenius(tiny), torch.full((2,), 1e-30 * 50**0.5, dtype=torch.float64)
+    )
+    torch.testing.assert_close(
+        frobenius(huge), torch.full((2,), 1e30 * 50**0.5, dtype=torch.float64)
+    )
+    assert (frobenius(zero) == 0).all()
+
+
+def test_gradients_that_underflow_are_recorded_as_zero():
+    """A deep plain sigmoid net loses about a factor 4 per layer: the lowest layers' gradients
+    underflow float32 and read exactly 0, those above read their tiny values; nothing is NaN."""
+    cfg = ModelConfig("sigmoid", depth=120, norm="none", residual=False, width=8)
+    net = BatchedMLP(cfg, 4, 3, seeds=[0, 1])
+    x, y = torch.randn(2, 16, 4), torch.randint(0, 3, (2, 16))
+    rms = measure(net, x, y)["grad_preact_rms"]
+    assert not rms.isnan().any() and (rms[:, 0] == 0).all() and (rms[:, -1] > 1e-3).all()
+    assert ((rms > 0) & (rms < 1e-30)).any()  # squares below float32's range, still measured

@@ -25,18 +25,23 @@ sum of the replicas' own mean losses, so each replica's gradient is its own.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vanishing import activations
 from vanishing.config import ModelConfig
 from vanishing.inits import bias_variance, uniform_bound, weight_variance
+from vanishing.training.norms import (
+    BatchNorm,
+    LayerNorm,
+    batch_norm_eval,
+    update_running_stats,
+)
 
 BN_MOMENTUM = 0.1  # as torch.nn.BatchNorm1d
-EPS = 1e-5
 
 
 def _resolve(dotted: str):
@@ -117,43 +122,86 @@ class BatchedMLP(nn.Module):
                 self.register_buffer(f"running_mean_{i}", torch.zeros(shape))
                 self.register_buffer(f"running_var_{i}", torch.ones(shape))
 
-    def normalize(self, i: int, h: torch.Tensor, update_stats: bool) -> torch.Tensor:
-        """The norm of hidden layer i+1 applied to its pre-activation h (R, B, width)."""
-        norm = self.cfg.norm
-        if norm == "none":
-            return h
-        gamma, beta = self.gammas[i].unsqueeze(1), self.betas[i].unsqueeze(1)  # (R, 1, width)
-        if norm == "layer":
-            return torch.addcmul(beta, F.layer_norm(h, h.shape[-1:], eps=EPS), gamma)
-        running_mean = getattr(self, f"running_mean_{i}")
-        running_var = getattr(self, f"running_var_{i}")
-        if self.training:
-            var, mean = torch.var_mean(h, dim=1, unbiased=False, keepdim=True)  # (R, 1, width)
-            if update_stats:
-                n = h.shape[1]
-                with torch.no_grad():
-                    running_mean.lerp_(mean.squeeze(1), self.bn_momentum)
-                    running_var.lerp_(var.squeeze(1) * (n / (n - 1)), self.bn_momentum)
-        else:
-            mean, var = running_mean.unsqueeze(1), running_var.unsqueeze(1)
-        return torch.addcmul(beta, (h - mean) * torch.rsqrt(var + EPS), gamma)
+    def _apply(self, fn, *args, **kwargs):
+        self._layers = None  # .to() and friends may replace the buffers
+        return super()._apply(fn, *args, **kwargs)
+
+    def layers(self, replicas: slice | None = None) -> list[tuple]:
+        """Per layer, the hidden ones then the classifier: (W, b, gamma, beta, running_mean,
+        running_var), None where a layer has no such tensor; with ``replicas``, views of
+        those replicas only. (Cached: looking parameters up by name costs more than some of
+        the ops that use them.)"""
+        if getattr(self, "_layers", None) is None:
+            depth, norm = self.cfg.depth, self.cfg.norm
+            none = [None] * depth
+            gammas, betas = (self.gammas, self.betas) if norm != "none" else (none, none)
+            stats = [
+                [getattr(self, f"running_{s}_{i}") for i in range(depth)]
+                if norm == "batch"
+                else none
+                for s in ("mean", "var")
+            ]
+            hidden = zip(
+                self.weights[:depth], self.biases[:depth], gammas, betas, *stats, strict=True
+            )
+            top = (self.weights[depth], self.biases[depth], None, None, None, None)
+            self._layers = [*hidden, top]
+        if replicas is None:
+            return self._layers
+        return [tuple(t if t is None else t[replicas] for t in layer) for layer in self._layers]
+
+    def normalize(self, layer: tuple, h: torch.Tensor, batch_stats: list | None, scratch: bool):
+        """The norm of one hidden layer (a ``layers()`` entry) applied to its pre-activation h
+        (R, B, width). With ``scratch`` the norm may overwrite h, and with batch norm h then
+        excludes the Linear's bias, which the norm cancels (see ``norms.BatchNorm``); batch
+        norm appends its batch statistics to ``batch_stats`` unless that is None."""
+        _, bias, gamma, beta, running_mean, running_var = layer
+        if self.cfg.norm == "layer":
+            return LayerNorm.apply(h, gamma, beta, scratch)
+        bias = bias if scratch else None
+        if not self.training:
+            return batch_norm_eval(h, bias, gamma, beta, running_mean, running_var)
+        return BatchNorm.apply(h, bias, gamma, beta, batch_stats, scratch)
 
     def forward(
-        self, x: torch.Tensor, update_stats: bool = True, keep: bool = False
+        self,
+        x: torch.Tensor,
+        update_stats: bool = True,
+        keep: bool | Callable[[int, torch.Tensor, torch.Tensor], None] = False,
+        layers: list[tuple] | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-        """Logits (R, B, n_classes); with ``keep``, also each layer's h_l and a_l (R, B, width)."""
+        """Logits (R, B, n_classes). ``keep``: True to return also each layer's h_l and a_l
+        (R, B, width) in two lists; or a function, called with (l, h_l, a_l) as each layer
+        makes them (l = 0 nearest the input) instead: nothing is kept, and afterwards the
+        layer may overwrite them in place (a hook on h_l still sees dL/dh_l). ``layers``:
+        ``self.layers(replicas)`` to run some replicas only (x holds those)."""
         preacts, acts = [], []
-        for i in range(self.cfg.depth):
-            h = torch.bmm(x, self.weights[i]).add_(self.biases[i].unsqueeze(1))  # (R, B, width)
-            a = self.normalize(i, h, update_stats)
-            if keep:
+        *hidden, (w_out, b_out, *_) = self.layers() if layers is None else layers
+        normed, residual = self.cfg.norm != "none", self.cfg.residual
+        # batch norm cancels the bias: it goes to the norm instead of being added to every h
+        scratch, fold = keep is not True, self.cfg.norm == "batch" and not keep
+        update = update_stats and self.cfg.norm == "batch" and self.training
+        batch_stats = [] if update else None
+        for i, layer in enumerate(hidden):
+            h = torch.bmm(x, layer[0])  # (R, B, width)
+            if not fold:
+                h.add_(layer[1].unsqueeze(1))
+            a = self.normalize(layer, h, batch_stats, scratch) if normed else h
+            if keep is True:
                 preacts.append(h)
                 acts.append(a)
                 y = self.act(a)
             else:
+                if keep:
+                    keep(i, h, a)
                 y = self.act_(a)
-            x = torch.add(x, y, alpha=self.gain) if (self.cfg.residual and i > 0) else y
-        logits = torch.baddbmm(self.biases[-1].unsqueeze(1), x, self.weights[-1])
+            x = torch.add(x, y, alpha=self.gain) if (residual and i > 0) else y
+        logits = torch.baddbmm(b_out.unsqueeze(1), x, w_out)
+        if update:
+            means, variances = ([layer[i] for layer in hidden] for i in (4, 5))
+            biases = [layer[1] for layer in hidden] if fold else None
+            n = x.shape[1]
+            update_running_stats(means, variances, batch_stats, biases, n, self.bn_momentum)
         return logits, preacts, acts
 
     def layer_keys(self, layers: int) -> list[str]:
@@ -197,6 +245,7 @@ def objective(
 
 
 def replica_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-example cross-entropy (R, B) from logits (R, B, K) and labels (R, B)."""
-    R, B, K = logits.shape
-    return F.cross_entropy(logits.reshape(R * B, K), y.reshape(R * B), reduction="none").view(R, B)
+    """Per-example cross-entropy (R, B) from logits (R, B, K) and labels (R, B):
+    logsumexp_k logits - logits[y], the value of ``F.cross_entropy`` (to float rounding) at a
+    third of its cost here (PyTorch's log-softmax is slow for rows of 10 classes)."""
+    return torch.logsumexp(logits, -1) - logits.gather(-1, y.unsqueeze(-1)).squeeze(-1)

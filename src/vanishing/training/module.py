@@ -58,6 +58,9 @@ class History:
     final: dict[str, np.ndarray] = field(default_factory=dict)  # see CellModule.final_evaluation
     probe_seconds: float = 0.0
     eval_seconds: float = 0.0
+    # CPU seconds of the process over the same span as fit_cell's wall seconds: on a machine
+    # shared with other jobs the wall time stretches, the CPU time much less
+    fit_cpu_seconds: float = 0.0
 
 
 class CellModule(pl.LightningModule):
@@ -72,14 +75,23 @@ class CellModule(pl.LightningModule):
         self.init_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
         self.probed_weights: list[torch.Tensor] | None = None  # hidden W_l at the last probe
         self.history = History(diverged_step=[None] * len(seeds))
-        self.active = torch.ones(len(seeds), dtype=torch.bool)
-        self._to_freeze: list[int] = []
+        self.active = torch.ones(len(seeds), dtype=torch.bool)  # on the host, as of ``settle``
+        # the step's three calls written out (as Lightning's automatic optimization makes them,
+        # in the same order) cost less per step than its closure and hooks
+        self.automatic_optimization = False
 
     def on_fit_start(self) -> None:
         self.init_state = {k: v.to(self.device) for k, v in self.init_state.items()}
         self.data = self.splits.to(self.device)
-        self.active_dev = self.active.to(self.device)
-        self.epoch_loss = torch.zeros(len(self.active), device=self.device)
+        R = len(self.active)
+        idx = self.data.probe
+        x, y = self.data.x_train[idx], self.data.y_train[idx]  # (P, D), (P,)
+        self.probe_batch = (x.expand(R, -1, -1), y.expand(R, -1))  # the same for every replica
+        # divergence is tracked on the device, so that no step waits for the host: a replica
+        # is live until its loss is first non-finite (``died_at`` holds that step, else -1)
+        self.live = self.active.to(self.device, copy=True)
+        self.died_at = torch.full((R,), -1, dtype=torch.long, device=self.device)
+        self.epoch_loss = torch.zeros(R, device=self.device)
 
     def configure_optimizers(self):
         t = self.cell.train
@@ -87,35 +99,52 @@ class CellModule(pl.LightningModule):
         self.loss_weights = weights.to(self.device)
         return opt
 
-    def training_step(self, idx: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        x, y = self.data.x_train[idx], self.data.y_train[idx]  # (R, B, D), (R, B)
+    def training_step(self, idx: torch.Tensor, batch_idx: int) -> None:
+        R, B = idx.shape
+        rows = idx.reshape(-1)
+        x = self.data.x_train.index_select(0, rows).view(R, B, -1)  # (R, B, D)
+        y = self.data.y_train.index_select(0, rows).view(R, B)
         loss_r, ce = objective(self.net, x, y, self.cell.train.weight_decay)  # (R,), (R,)
         finite = torch.isfinite(loss_r)
-        if not bool(finite.all()):
-            for r in torch.nonzero(~finite.cpu()).flatten().tolist():
-                self.history.diverged_step[r] = int(self.global_step)
-                self._to_freeze.append(r)
-                self.active[r] = False
-            self.active_dev = self.active.to(self.device)
-            log.warning(
-                "%s: replicas %s diverged at step %d",
-                self.cell.name,
-                self._to_freeze,
-                self.global_step,
-            )
+        self.died_at.masked_fill_(self.live & ~finite, self.global_step)
+        self.live.logical_and_(finite)
         zero = torch.zeros_like(loss_r)
-        live_ce = torch.where(self.active_dev, ce.detach(), zero)
-        self.epoch_loss += live_ce
+        live_ce = torch.where(self.live, ce.detach(), zero)
+        self.epoch_loss.add_(live_ce)
         self.history.step_losses.append(live_ce)
-        return (torch.where(self.active_dev, loss_r, zero) * self.loss_weights).sum()
+        loss = (torch.where(self.live, loss_r, zero) * self.loss_weights).sum()
+        opt = self.optimizers()
+        opt.zero_grad()
+        self.manual_backward(loss)
+        opt.step()
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        for r in self._to_freeze:
-            freeze_replica(self.optimizers().optimizer, r)
+    def settle(self) -> None:
+        """Bring the host's record up to the device's: every replica that died since the last
+        call is recorded as diverged at its step and frozen (its parameters and optimizer
+        state zeroed, its loss weight 0). Until then its loss was already masked, so nothing
+        it computed reached the others or the records. Called before each probe, each
+        validation and at the end (one host-device sync each, not one per step)."""
+        live = self.live.cpu()
+        dead = torch.nonzero(self.active & ~live).flatten().tolist()
+        if not dead:
+            return
+        died_at = self.died_at.cpu()
+        opt = self.optimizers().optimizer if self._trainer is not None else None
+        for r in dead:
+            self.history.diverged_step[r] = int(died_at[r])
+            self.active[r] = False
+            if opt is not None:
+                freeze_replica(opt, r)
             self.loss_weights[r] = 0.0
-        self._to_freeze.clear()
+        log.warning(
+            "%s: replicas %s diverged at steps %s",
+            self.cell.name,
+            dead,
+            [self.history.diverged_step[r] for r in dead],
+        )
 
     def on_train_epoch_end(self) -> None:
+        self.settle()
         steps = self.trainer.num_training_batches
         train_loss = (self.epoch_loss / steps).cpu().numpy()
         self.epoch_loss.zero_()
@@ -152,6 +181,7 @@ class CellModule(pl.LightningModule):
         return self.evaluate(x, y)[1]
 
     def on_fit_end(self) -> None:
+        self.settle()
         t0 = time.perf_counter()
         self.history.final = self.final_evaluation()
         self.history.eval_seconds += time.perf_counter() - t0
@@ -187,7 +217,7 @@ class CellModule(pl.LightningModule):
         return out
 
     def hidden_weights(self) -> list[torch.Tensor]:
-        return list(self.net.weights[: self.cell.model.depth])
+        return [layer[0] for layer in self.net.layers()[:-1]]
 
     def init_weights(self) -> list[torch.Tensor]:
         return [self.init_state[f"weights.{i}"] for i in range(self.cell.model.depth)]
@@ -227,19 +257,20 @@ class GradientProbe(pl.Callback):
         self.every = every
 
     def record(self, module: CellModule) -> None:
+        module.settle()
         t0 = time.perf_counter()
-        d = module.data
-        R = len(module.active)
-        idx = d.probe.unsqueeze(0).expand(R, -1)
-        values = measure(module.net, d.x_train[idx], d.y_train[idx])
+        values = measure(module.net, *module.probe_batch)
         weights = module.hidden_weights()
         values.update(weight_stats(weights, module.init_weights(), module.probed_weights))
-        module.probed_weights = [w.detach().clone() for w in weights]
-        dead = ~module.active
+        if module.probed_weights is None:
+            module.probed_weights = [w.detach().clone() for w in weights]
+        else:
+            torch._foreach_copy_(module.probed_weights, [w.detach() for w in weights])
+        dead = ~module.active.numpy()
         out = {}
         for q in QUANTITIES:
             v = values[q].numpy().astype(np.float64)
-            v[dead.numpy()] = np.nan
+            v[dead] = np.nan
             out[q] = v
         module.history.probes.append((module.global_step, out))
         module.history.probe_seconds += time.perf_counter() - t0
@@ -299,10 +330,11 @@ def fit_cell(
     probe = GradientProbe(cell.train.probe_every)
     if cell.train.epochs == 0:  # a profile at initialisation: no Trainer, no step
         module.to(torch.device("cuda" if accelerator == "gpu" else "cpu"))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         module.on_fit_start()
         probe.record(module)
         module.on_fit_end()
+        module.history.fit_cpu_seconds = time.process_time() - c0
         return module, time.perf_counter() - t0
     trainer = pl.Trainer(
         accelerator=accelerator,
@@ -318,6 +350,7 @@ def fit_cell(
         callbacks=[probe] + ([StepProgress(progress)] if progress is not None else []),
         plugins=plugins,
     )
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     trainer.fit(module, train_dataloaders=DataLoader(batches, batch_size=None))
+    module.history.fit_cpu_seconds = time.process_time() - c0
     return module, time.perf_counter() - t0

@@ -34,6 +34,8 @@ there), every ``probe_every`` steps, and after the last step.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from vanishing import activations
@@ -43,6 +45,7 @@ from vanishing.training.models import BatchedMLP, activation_fns, replica_losses
 GRADIENTS = ("grad_preact_rms", "grad_weight_norm", "saturation")
 WEIGHTS = ("weight_update_rel", "weight_distance_rel", "weight_unchanged")
 QUANTITIES = GRADIENTS + WEIGHTS  # the columns of layer_gradients.csv, in this order
+PROBE_BYTES = 1 << 29  # what one probe pass may keep (see ``probe_chunk``): 512 MiB
 
 
 def is_probe_step(step: int, every: int) -> bool:
@@ -64,31 +67,78 @@ def saturation(activation: str, a: torch.Tensor) -> torch.Tensor:
     spec = activations.get(activation)
     if spec.saturating:
         return (slope(activation, a) < SATURATION_LEVEL * spec.max_slope).float().mean(dim=(1, 2))
-    return (a <= 0).all(dim=1).float().mean(dim=1)
+    # a unit is dead when its largest input is <= 0 (a NaN input, as in (a <= 0).all(), is not)
+    return (a.amax(dim=1) <= 0).float().mean(dim=1)
 
 
-def measure(net: BatchedMLP, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Probe every replica of ``net`` on x (R, P, input_dim), y (R, P): values (R, depth), CPU."""
+def frobenius(g: torch.Tensor) -> torch.Tensor:
+    """Frobenius norm per replica (R,) of g (R, ...), float64. Summed in float32 where that is
+    exact enough; where the norm is so small (or large) that squares of its entries may leave
+    float32's range, summed again in float64, so that a gradient reads 0 only when it
+    underflowed float32 itself (and one near overflow reads finite)."""
+    dims = tuple(range(1, g.dim()))
+    norm = torch.linalg.vector_norm(g, dim=dims).double()
+    if bool(((norm < 1e-15) | (norm > 1e15)).any()):
+        norm = torch.linalg.vector_norm(g, dim=dims, dtype=torch.float64)
+    return norm
+
+
+def probe_chunk(net: BatchedMLP, probe_size: int, max_bytes: int = PROBE_BYTES) -> int:
+    """How many replicas one pass of the probe takes: what it keeps per replica and layer (the
+    tensors autograd saves, at most two (probe_size, width) ones, and a gradient in flight)
+    times the replicas stays under ``max_bytes``; at least 1."""
+    per_replica = 3 * probe_size * net.cfg.width * net.cfg.depth * 4
+    return max(1, min(net.n_replicas, max_bytes // per_replica))
+
+
+def measure(
+    net: BatchedMLP, x: torch.Tensor, y: torch.Tensor, max_bytes: int = PROBE_BYTES
+) -> dict[str, torch.Tensor]:
+    """Probe every replica of ``net`` on x (R, P, input_dim), y (R, P): values (R, depth), CPU.
+    Replicas never interact, so they are probed ``probe_chunk`` at a time: the same values,
+    in memory bounded by ``max_bytes`` whatever the depth."""
+    R, P = y.shape
+    chunk = probe_chunk(net, P, max_bytes)
     was_training = net.training
     net.train()
+    try:
+        parts = [
+            _measure(net, x[r : r + chunk], y[r : r + chunk], slice(r, r + chunk))
+            for r in range(0, R, chunk)
+        ]
+    finally:
+        net.train(was_training)
+    return {q: torch.cat([p[q] for p in parts]).cpu() for q in GRADIENTS}
+
+
+def _measure(net: BatchedMLP, x, y, replicas: slice) -> dict[str, torch.Tensor]:
+    """``measure`` for some replicas of ``net`` (x, y hold those only). Each layer is reduced
+    as it is made (saturation) and as the backward pass reaches it (a hook on h_l), so no
+    layer's activations or gradients are kept beyond what autograd itself saves."""
+    depth, n = net.cfg.depth, x.shape[1]
+    layers = net.layers(replicas)
+    rms: list[torch.Tensor | None] = [None] * depth
+    sat: list[torch.Tensor | None] = [None] * depth
+
+    def reduce_grad(layer: int, g: torch.Tensor) -> None:
+        rms[layer] = frobenius(g) / n**0.5  # sqrt(mean_i ||dL/dh_l[i]||^2)
+
+    def reduce_layer(layer: int, h: torch.Tensor, a: torch.Tensor) -> None:
+        h.register_hook(functools.partial(reduce_grad, layer))
+        with torch.no_grad():
+            sat[layer] = saturation(net.cfg.activation, a)
+
     with torch.enable_grad():
-        logits, preacts, acts = net(x, update_stats=False, keep=True)
+        logits, _, _ = net(x, update_stats=False, keep=reduce_layer, layers=layers)
         total = replica_losses(logits, y).sum()
-        weights = list(net.weights[: net.cfg.depth])
-        grads = torch.autograd.grad(total, preacts + weights)
-    net.train(was_training)
-    n = x.shape[1]
-    g_h, g_w = grads[: len(preacts)], grads[len(preacts) :]
+        g_w = torch.autograd.grad(total, [layer[0] for layer in layers[:-1]])
     with torch.no_grad():
-        # squares in float64: a float32 gradient of 1e-20 has a square below float32's range
-        rms = torch.stack([g.double().pow(2).sum(-1).mean(-1).sqrt() for g in g_h], dim=1)
-        wnorm = torch.stack([g.double().flatten(1).norm(dim=1) / n for g in g_w], dim=1)
-        sat = torch.stack([saturation(net.cfg.activation, a) for a in acts], dim=1)
-    return {
-        "grad_preact_rms": rms.cpu(),
-        "grad_weight_norm": wnorm.cpu(),
-        "saturation": sat.cpu(),
-    }
+        return {
+            "grad_preact_rms": torch.stack(rms, 1),
+            # ||d(mean_i loss_i) / dW_l||_F
+            "grad_weight_norm": torch.stack([frobenius(g) for g in g_w], 1) / n,
+            "saturation": torch.stack(sat, 1),
+        }
 
 
 @torch.no_grad()
@@ -96,21 +146,26 @@ def weight_stats(
     weights: list[torch.Tensor], init: list[torch.Tensor], previous: list[torch.Tensor] | None
 ) -> dict[str, torch.Tensor]:
     """How far each hidden layer's weights (R, fan_in, fan_out) moved: since ``previous`` (the
-    same layers at the last probe; None at step 0) and since ``init``; values (R, depth), CPU."""
+    same layers at the last probe; None at step 0) and since ``init``; values (R, depth), CPU.
+    (One layer at a time, all of its statistics while its matrices are in cache.)"""
 
-    def norm(x):
-        return x.flatten(1).norm(dim=1)
+    def norm(x):  # (R,): Frobenius norm of each replica's matrix
+        return torch.linalg.vector_norm(x, dim=(1, 2))
 
-    pairs = list(zip(weights, init, strict=True))
-    dist = torch.stack([norm(w - w0) / norm(w0) for w, w0 in pairs], 1)
-    same = torch.stack([(w == w0).flatten(1).float().mean(1) for w, w0 in pairs], 1)
-    if previous is None:
-        upd = torch.full_like(dist, float("nan"))
-    else:
-        pairs = zip(weights, previous, strict=True)
-        upd = torch.stack([norm(w - p) / norm(p) for w, p in pairs], 1)
+    dist, same, upd = [], [], []
+    for layer, (w, w0) in enumerate(zip(weights, init, strict=True)):
+        d = w - w0
+        dist.append(norm(d) / norm(w0))
+        # entries with d != 0, i.e. w != w0 (the initial weights are finite), counted by
+        # |sign(d)| in float: exact, and several times faster than a boolean count here
+        same.append(1 - torch.sign(d).abs_().sum(dim=(1, 2)) / d[0].numel())
+        if previous is not None:
+            p = previous[layer]
+            upd.append(norm(w - p) / norm(p))
+    dist = torch.stack(dist, 1)
+    upd = torch.stack(upd, 1) if previous is not None else torch.full_like(dist, float("nan"))
     return {
         "weight_update_rel": upd.cpu(),
         "weight_distance_rel": dist.cpu(),
-        "weight_unchanged": same.cpu(),
+        "weight_unchanged": torch.stack(same, 1).cpu(),
     }

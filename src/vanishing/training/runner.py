@@ -224,6 +224,9 @@ def train_cell(
             table.to_csv(cell_dir / f"{name}.csv", index=False)
     timing = {
         "fit_seconds": fit_seconds,
+        "fit_cpu_seconds": module.history.fit_cpu_seconds,
+        "steps": module.global_step,
+        "replicas": len(replicas),
         "probe_seconds": module.history.probe_seconds,
         "eval_seconds": module.history.eval_seconds,
         "mlflow_seconds": log_seconds,
