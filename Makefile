@@ -37,7 +37,7 @@ dry-run: $(VENV)/.installed
 	$(BIN)/snakemake -n
 
 test: $(VENV)/.installed $(CHROMIUM)
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra -n 2 --dist loadgroup
 
 # Unit tests only (no Snakefile runs, no SLURM, no servers): under a minute.
 test-fast: $(VENV)/.installed

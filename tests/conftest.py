@@ -41,6 +41,18 @@ def tiny_study(tmp_path_factory):
     return run_watched(tmp_path_factory.mktemp("study"))
 
 
+# `make test` runs on two pytest-xdist workers (--dist loadgroup), a test file at a time (its
+# module fixtures are made once); the files that use the session's one SLURM cluster share a
+# worker. (The session's tiny study is made once per worker that asks for it.)
+SAME_WORKER = {"test_clusters": "slurm", "test_slurm_cluster": "slurm"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        item.add_marker(pytest.mark.xdist_group(SAME_WORKER.get(module, module)))
+
+
 def snakemake_env() -> dict:
     """The environment for a Snakemake subprocess: no inherited MLflow URI."""
     env = dict(os.environ)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import REPO, snakemake_env
-from study import check_mlflow_runs, check_tables, snakemake, write_config
+from study import TINY, check_mlflow_runs, snakemake, write_config
 from test_clusters import free_port, stop_server, wait_healthy
 
 from vanishing.tracking.store import TrackingUnavailable, check_reachable
@@ -126,16 +126,23 @@ def test_a_wrong_password_fails_the_study_at_once_naming_the_uri(server, tmp_pat
     assert not (tmp_path / "results" / "runs").exists()  # no training started
 
 
+# A smaller study than the tiny one: the server checks the password's hash (scrypt) on every
+# request (70 ms of CPU each here), and every replica's run costs some ten requests.
+SMALL = {**TINY, "grid": {**TINY["grid"], "depth": [2], "norm": ["none"]},
+         "train": {**TINY["train"], "lr": [0.1]}}  # fmt: skip
+
+
 def test_the_study_with_credentials_lands_and_leaks_no_password(server, tmp_path):
-    """The tiny study, credentials in MLflow's variables only: one FINISHED run per replica on
+    """A small study, credentials in MLflow's variables only: one FINISHED run per replica on
     the server, and the password string in none of the results, the Snakemake logs, the runs'
     params and tags, the artifacts or the server's log."""
     uri, d = server
-    write_config(tmp_path)
+    write_config(tmp_path, SMALL)
     env = {**snakemake_env(), "MLFLOW_TRACKING_URI": uri, "MLFLOW_TRACKING_USERNAME": ADMIN,
            "MLFLOW_TRACKING_PASSWORD": PASSWORD}  # fmt: skip
     snakemake(tmp_path, "--cores", "2", env=env)
-    runs = check_tables(tmp_path / "results")
+    runs = pd.read_csv(tmp_path / "results" / "tables" / "runs.csv")
+    assert len(runs) == 2 * 2 * 1 * 2  # activations x residual x lr x seeds
     auth = (ADMIN, PASSWORD)
     exp = call(uri, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=tiny", auth=auth)
     body = {"experiment_ids": [exp[1]["experiment"]["experiment_id"]], "max_results": 1000}
