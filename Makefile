@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP_FLAGS := --disable-pip-version-check --no-input -q
 
-.PHONY: study test test-fast lint report ui screenshots status mlflow-server dry-run clean-results
+.PHONY: study test test-fast lint report ui screenshots docs-figures status mlflow-server dry-run clean-results
 
 # Debian's Chromium, which the browser test and `make screenshots` drive through Playwright's Python
 # package (pinned in the test extra). Never `playwright install`: it downloads a browser build.
@@ -69,6 +69,12 @@ ui: $(VENV)/.installed
 # "Browsing results"): starts its own `mlflow ui` on a free port and drives Chromium.
 screenshots: $(VENV)/.installed $(CHROMIUM)
 	$(BIN)/python scripts/screenshots.py --workdir $(DIR) --out docs/screenshots
+
+# The key figures of a finished study, for the README, into docs/figures/.
+KEY_FIGURES ?= decay_shapes update_ledger activations_matched bn_flow residual_deep
+docs-figures:
+	mkdir -p docs/figures
+	for f in $(KEY_FIGURES); do cp $(DIR)/results/figures/$$f.png docs/figures/ || exit 1; done
 
 # The study's progress from the files on disk, every 10 s until it is done (also on SLURM).
 status: $(VENV)/.installed

@@ -18,7 +18,9 @@ milliseconds per step of all R replicas and per replica-step:
   validation and the final evaluation), from the seconds inside ``trainer.fit``, with the
   default study's schedule (50 epochs, probe_every 100, lrs 0.003-0.3);
 
-and the ratios the speed goals name: each norm against plain at the same depth, full path
+then a step-0 profile (no training) of a ``--profile-depth``-layer plain sigmoid and relu net,
+10 replicas: its seconds and how many layers' gradients underflowed float32; and the ratios
+the speed goals name: each norm against plain at the same depth, full path
 against bare step, and time per layer at the deepest depth against the shallowest.
 Measurements are interleaved (one round visits every cell type) and the median of the rounds
 is printed with its spread (min-max over rounds, in % of the median).
@@ -167,6 +169,29 @@ def fit_once(cfg: ModelConfig, splits, epochs: int, probe_every: int) -> dict:
     }
 
 
+def profile_at_init(depth: int, splits, seeds: int = 10) -> None:
+    """A step-0 profile (epochs 0: no Trainer) of a plain sigmoid and a plain relu net of
+    ``depth`` layers, ``seeds`` replicas: its seconds, and how many layers' gradients underflowed
+    float32 (read exactly 0) in each."""
+    from vanishing.training.module import fit_cell
+
+    for activation in ("sigmoid", "relu"):
+        cfg = ModelConfig(activation, depth, width=64, norm="none", residual=False)
+        cell = Cell("profile", DataConfig(), cfg, TrainConfig(epochs=0),
+                    seeds=tuple(range(seeds)), lrs=(0.1,))  # fmt: skip
+        t0 = time.perf_counter()
+        module, _ = fit_cell(cell, splits)
+        wall = time.perf_counter() - t0
+        rms = module.history.probes[0][1]["grad_preact_rms"]  # (replicas, depth)
+        zero = (rms == 0).sum(axis=1)
+        print(
+            f"step-0 profile, plain {activation}, depth {depth}, {seeds} replicas: {wall:.1f} s "
+            f"(model built and probed); layers whose gradient underflowed float32 (reads 0) "
+            f"per replica: {zero.min()}-{zero.max()}; smallest non-zero "
+            f"{rms[rms > 0].min():.3g}"
+        )
+
+
 def med(values: list[tuple[float, float]], clock: int = 0) -> float:
     """Median over repeated (wall, CPU) measurements of one clock (0 wall, 1 CPU)."""
     return statistics.median(v[clock] for v in values)
@@ -307,6 +332,8 @@ def main() -> None:
     p.add_argument("--study", type=Path, help="a finished study's working directory")
     p.add_argument("--wall", type=float, help="its wall time in seconds")
     p.add_argument("--cores", type=int, default=os.cpu_count())
+    p.add_argument("--profile-depth", type=int, default=1024,
+                   help="depth of the step-0 profile timed at the end (0: none)")  # fmt: skip
     a = p.parse_args()
     if a.study is not None and a.wall is None:
         p.error("--study needs --wall")
@@ -328,6 +355,8 @@ def main() -> None:
             )
             if per:
                 print(f"time per layer, depth {hi} against {lo} ({what}): {per}")
+    if a.profile_depth:
+        profile_at_init(a.profile_depth, splits)
     if a.study is not None:
         R = results[lo]["R"]
         per_layer = {k: results[lo][k]["bare"][0] / (R * lo) for k in TYPES}

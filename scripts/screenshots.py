@@ -89,8 +89,8 @@ def stop_ui(proc: subprocess.Popen) -> None:
 
 
 def pick_runs(tracking_uri: str, study: str, cell: str | None = None) -> dict:
-    """The experiment, its study run, one cell run (``cell``, else the deepest plain sigmoid
-    cell, else the first) and that cell's replica runs, from the store."""
+    """The experiment, its study run, one cell run (``cell``, else the deepest trained plain
+    sigmoid cell, else the first) and that cell's replica runs, from the store."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)
@@ -104,6 +104,8 @@ def pick_runs(tracking_uri: str, study: str, cell: str | None = None) -> dict:
     if cell is None:
         want = {"activation": "sigmoid", "norm": "none", "residual": "False"}
         plain = [c for c in cells if all(c.data.tags.get(k) == v for k, v in want.items())]
+        trained = [c for c in plain if c.data.tags.get("epochs") != "0"]  # not a profile
+        plain = trained or plain
         pool = plain or cells
         chosen = max(pool, key=lambda c: int(c.data.tags.get("depth", 0)))
     else:
@@ -121,6 +123,9 @@ def pick_runs(tracking_uri: str, study: str, cell: str | None = None) -> dict:
         "replica": (at_lr or replicas)[0],
         "n_cells": len(cells),
     }
+
+
+MORE_PAGES = 60  # "Load more" clicks at most, to reach the chosen cell's row
 
 
 def close_assistant(page) -> None:
@@ -197,6 +202,11 @@ def walk(base: str, tracking_uri: str, study: str, out: Path, cell: str | None =
 
         # 3. one cell expanded: its replicas listed under it
         row = page.locator(".ag-row", has_text=cell_name).first
+        for _ in range(MORE_PAGES):  # the table loads 100 runs at a time, newest first
+            if row.count():
+                break
+            page.get_by_role("button", name="Load more").first.click()
+            page.wait_for_timeout(1500)
         row.scroll_into_view_if_needed()
         row.locator(EXPANDER).click()
         page.locator(f'a[href*="{replicas[0].info.run_id}"]').first.wait_for()

@@ -226,6 +226,10 @@ def test_missing_tables_give_placeholders_not_errors(tmp_path):
     drawn = {"gradient_profile_init", "deep_profiles", "decay_shapes", "steps_to_target"}
     assert skipped == set(catalog.NAMES) - drawn  # these read none of the missing tables
     assert "selected.csv" in figs["trainability"].axes[0].texts[0].get_text()
+    # each column of the decay shapes names its activation and the fitted shape
+    titles = [ax.get_title() for ax in figs["decay_shapes"].axes if ax.get_title()]
+    acts = sorted({a for a in stats_tables()["decay_fits"]["activation"]})
+    assert sorted(t.split(":")[0] for t in titles) == acts, titles
 
 
 def test_a_one_cell_grid_draws_every_figure():

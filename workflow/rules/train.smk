@@ -5,6 +5,7 @@ rule plan:
         "results/plan/{job}.json",
     log:
         "results/logs/plan/{job}.log",
+    priority: 100  # every plan before any training: `vanishing status` counts the cells from them
     params:
         cells=job_plan,
     run:

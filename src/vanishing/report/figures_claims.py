@@ -55,6 +55,7 @@ def plot_decay_shapes(run_metrics: pd.DataFrame, decay_fits: pd.DataFrame) -> Fi
     if not acts:
         raise MissingData("decay_fits has no plain networks")
     fig, axes = _facets(2, len(acts), w=2.6, h=2.3, sharey="col")
+    titles = []
     for (i, scale), (j, a) in product(enumerate(("linear", "log")), enumerate(acts)):
         ax = axes[i, j]
         ax.set_gid(f"{a}|{scale}")
@@ -73,8 +74,9 @@ def plot_decay_shapes(run_metrics: pd.DataFrame, decay_fits: pd.DataFrame) -> Fi
                     **FIT_STYLE["power law"])  # fmt: skip
         if scale == "log":
             ax.set_xscale("log", base=2)
-        ax.set_title(f"{a}: {fit['shape'] or 'no fit'}" if i == 0 else "")
-    _label(axes, ["linear depth", "log depth"], ["" for _ in acts], "depth (hidden layers)",
+        if i == 0:
+            titles.append(f"{a}: {fit['shape'] or 'no fit'}")
+    _label(axes, ["linear depth", "log depth"], titles, "depth (hidden layers)",
            "log10 grad_ratio_init")  # fmt: skip
     entries = {"exponential fit": FIT_STYLE["exponential"], "power-law fit": FIT_STYLE["power law"]}
     entries["censored (bound)"] = dict(color="0.3", marker="v", mfc="none", ls="none")

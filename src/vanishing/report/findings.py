@@ -59,8 +59,11 @@ def _power_note(comp: pd.DataFrame) -> str:
 
 
 def _parts(c: Claim) -> str:
-    """``(a) SGD supported; (b) Adam contradicted``: each part's verdict, for a claim of parts."""
-    return "; ".join(f"{label} {v}" for label, v in c.parts) if len(c.parts) > 1 else ""
+    """``(a) SGD supported; (b) Adam contradicted``: each part's verdict; a claim of one part
+    names it (its verdict is the claim's)."""
+    if len(c.parts) == 1:
+        return f"{c.parts[0][0]} only"
+    return "; ".join(f"{label} {v}" for label, v in c.parts)
 
 
 def render(claims: list[Claim], comp: pd.DataFrame, sources: str) -> str:
