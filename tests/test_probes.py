@@ -125,6 +125,19 @@ def test_updates_below_half_an_ulp_leave_weights_bitwise_unchanged():
     assert got["weight_distance_rel"][0, 1].item() == pytest.approx(1e-3 / 12**0.5, rel=1e-3)
 
 
+def test_layer_1_weights_from_inputs_that_never_vary_are_not_counted_as_unchanged():
+    w0 = torch.ones(1, 3, 4)
+    w = w0.clone()
+    w[0, 1:] += 1e-2  # rows 1 and 2 moved; row 0's input is constant, so it cannot
+    live = torch.tensor([False, True, True])
+    assert weight_stats([w], [w0], None)["weight_unchanged"][0, 0].item() == pytest.approx(4 / 12)
+    assert weight_stats([w], [w0], None, live)["weight_unchanged"][0, 0].item() == 0.0
+    w2 = w0.clone()
+    w2[0, 0] += 1e-2  # the deeper layers count every row
+    both = weight_stats([w, w2], [w0, w0], None, live)["weight_unchanged"][0]
+    assert both.tolist() == pytest.approx([0.0, 8 / 12])
+
+
 def test_probe_schedule_is_log_spaced_below_probe_every():
     assert [s for s in range(40) if is_probe_step(s, 10)] == [0, 1, 2, 4, 8, 10, 20, 30]
     assert [s for s in range(5) if is_probe_step(s, 1)] == [0, 1, 2, 3, 4]

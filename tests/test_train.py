@@ -136,6 +136,20 @@ def test_weights_move_from_their_init_during_training(splits):
     assert (last["weight_update_rel"] < last["weight_distance_rel"]).all()
 
 
+def test_layer_1s_unchanged_fraction_leaves_out_the_constant_pixels(splits):
+    """Digits has pixels that are 0 in every training image: layer 1's weights from them get no
+    gradient, at any depth. They are left out of its unchanged fraction, so a shallow net that
+    trains reads 0 there, where counting them would read their share of W_1."""
+    x = splits.x_train
+    constant = int((~(x != x[:1]).any(dim=0)).sum())
+    assert constant >= 1  # the premise: digits has constant pixels
+    m, _ = fit_cell(cell(activation="relu", depth=2, epochs=1), splits, [0], [0.05])
+    w, w0 = m.hidden_weights()[0][0], m.init_state["weights.0"][0]  # (fan_in, fan_out)
+    raw = (w == w0).float().mean().item()
+    assert raw >= constant / x.shape[1]  # their rows never moved
+    assert m.history.probes[-1][1]["weight_unchanged"][0, 0] == 0.0
+
+
 def test_layer_reset_restores_the_lower_half_by_hand(splits):
     """reset_test_accuracy is the test accuracy with layers 1..depth//2 back at their step-0
     values, computed here on a copy; an untrained net loses nothing by the reset."""

@@ -87,6 +87,9 @@ class CellModule(pl.LightningModule):
         idx = self.data.probe
         x, y = self.data.x_train[idx], self.data.y_train[idx]  # (P, D), (P,)
         self.probe_batch = (x.expand(R, -1, -1), y.expand(R, -1))  # the same for every replica
+        # input features that vary over the training data (others give layer 1 no gradient)
+        x_train = self.data.x_train
+        self.live_inputs = (x_train != x_train[:1]).any(dim=0)
         # divergence is tracked on the device, so that no step waits for the host: a replica
         # is live until its loss is first non-finite (``died_at`` holds that step, else -1)
         self.live = self.active.to(self.device, copy=True)
@@ -261,7 +264,8 @@ class GradientProbe(pl.Callback):
         t0 = time.perf_counter()
         values = measure(module.net, *module.probe_batch)
         weights = module.hidden_weights()
-        values.update(weight_stats(weights, module.init_weights(), module.probed_weights))
+        values.update(weight_stats(weights, module.init_weights(), module.probed_weights,
+                                   module.live_inputs))  # fmt: skip
         if module.probed_weights is None:
             module.probed_weights = [w.detach().clone() for w in weights]
         else:

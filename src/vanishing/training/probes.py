@@ -25,7 +25,8 @@ How the weights move (``weight_stats``), per hidden layer's weight matrix W_l, a
 - ``weight_distance_rel``: ||W_l(t) - W_l(0)|| / ||W_l(0)||, the distance travelled since init;
 - ``weight_unchanged``: the fraction of W_l's entries bitwise equal to their initial value. An
   update smaller than half a float32 ulp of a weight (about 2^-24 of it) is rounded away, so a
-  layer whose gradient has vanished keeps its weights exactly.
+  layer whose gradient has vanished keeps its weights exactly. Layer 1's weights from input
+  features that are constant over the training data (which no gradient reaches) are left out.
 
 When the probes run (``is_probe_step``): step 0 (before any update), steps 1, 2, 4, 8, ... below
 ``probe_every`` (where early training moves fastest: batch norm's explosion at init collapses
@@ -143,10 +144,16 @@ def _measure(net: BatchedMLP, x, y, replicas: slice) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def weight_stats(
-    weights: list[torch.Tensor], init: list[torch.Tensor], previous: list[torch.Tensor] | None
+    weights: list[torch.Tensor],
+    init: list[torch.Tensor],
+    previous: list[torch.Tensor] | None,
+    live_inputs: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """How far each hidden layer's weights (R, fan_in, fan_out) moved: since ``previous`` (the
     same layers at the last probe; None at step 0) and since ``init``; values (R, depth), CPU.
+    ``live_inputs`` (fan_in of layer 1, bool): the input features that vary over the training
+    data; layer 1's weights from the others (a pixel that is 0 in every image) receive no
+    gradient whatever the depth, so they are left out of its ``weight_unchanged``.
     (One layer at a time, all of its statistics while its matrices are in cache.)"""
 
     def norm(x):  # (R,): Frobenius norm of each replica's matrix
@@ -158,6 +165,8 @@ def weight_stats(
         dist.append(norm(d) / norm(w0))
         # entries with d != 0, i.e. w != w0 (the initial weights are finite), counted by
         # |sign(d)| in float: exact, and several times faster than a boolean count here
+        if layer == 0 and live_inputs is not None and bool(live_inputs.any()):
+            d = d[:, live_inputs]  # the rows of W_1 that can receive a gradient
         same.append(1 - torch.sign(d).abs_().sum(dim=(1, 2)) / d[0].numel())
         if previous is not None:
             p = previous[layer]
