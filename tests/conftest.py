@@ -43,8 +43,10 @@ def tiny_study(tmp_path_factory):
 
 # `make test` runs on two pytest-xdist workers (--dist loadgroup), a test file at a time (its
 # module fixtures are made once); the files that use the session's one SLURM cluster share a
-# worker. (The session's tiny study is made once per worker that asks for it.)
-SAME_WORKER = {"test_clusters": "slurm", "test_slurm_cluster": "slurm"}
+# worker, and so do two of the three that use the session's tiny study (made once per worker
+# that asks for it).
+SAME_WORKER = {"test_clusters": "slurm", "test_slurm_cluster": "slurm", "test_browse": "tiny",
+               "test_e2e": "tiny"}  # fmt: skip
 
 
 def pytest_collection_modifyitems(items):
