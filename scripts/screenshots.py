@@ -20,15 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from vanishing.tracking.processes import free_port, start_ui, stop
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -46,46 +43,6 @@ FLAGS = [
 VIEW = "workflowType=machine_learning"
 EXPANDER = 'button[data-component-id$="runnamecellrenderer.tsx_46"]'  # a run row's nest toggle
 TIMEOUT_MS = 60_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_ui(backend_uri: str, port: int, log: Path, timeout: float = 120) -> subprocess.Popen:
-    """``mlflow ui`` on 127.0.0.1:``port`` in its own session; returns once /health answers."""
-    mlflow = Path(sys.executable).parent / "mlflow"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [str(mlflow), "ui", "--backend-store-uri", backend_uri, "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "1"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mlflow ui exited with {proc.returncode}; see {log}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.5)
-    stop_ui(proc)
-    raise TimeoutError(f"mlflow ui on port {port} not healthy after {timeout} s; see {log}")
-
-
-def stop_ui(proc: subprocess.Popen) -> None:
-    """Stop the UI and the workers it forked: its process group, by the PID started above."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
 
 
 def pick_runs(tracking_uri: str, study: str, cell: str | None = None) -> dict:
@@ -288,7 +245,7 @@ def main() -> None:
         try:
             seen = walk(f"http://127.0.0.1:{port}", uri, tracking["study"], a.out, a.cell)
         finally:
-            stop_ui(proc)
+            stop(proc)
     print(json.dumps(seen, indent=1))
 
 

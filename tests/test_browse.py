@@ -13,6 +13,8 @@ import pytest
 from conftest import REPO
 from study import N_CELLS, N_LRS, N_RUNS, N_SEEDS
 
+from vanishing.tracking.processes import free_port, start_ui, stop
+
 pytestmark = pytest.mark.e2e
 
 spec = importlib.util.spec_from_file_location("screenshots", REPO / "scripts" / "screenshots.py")
@@ -24,10 +26,10 @@ spec.loader.exec_module(screenshots)
 def ui(tiny_study):
     workdir = tiny_study.workdir
     uri = f"sqlite:///{workdir}/results/mlflow.db"
-    port = screenshots.free_port()
-    proc = screenshots.start_ui(uri, port, workdir / "mlflow-ui.log")
+    port = free_port()
+    proc = start_ui(uri, port, workdir / "mlflow-ui.log")
     yield f"http://127.0.0.1:{port}", uri, proc
-    screenshots.stop_ui(proc)
+    stop(proc)
     assert proc.poll() is not None
 
 

@@ -5,27 +5,17 @@ and nothing is lost."""
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from study import check_mlflow_runs, check_tables, snakemake, store_runs, write_config
-from test_clusters import free_port, rest, stop_server, wait_healthy
+from test_clusters import rest
+
+from vanishing.tracking.processes import free_port, start_ui, stop
 
 pytestmark = pytest.mark.e2e
-
-
-def mlflow_ui(db: Path, port: int, log: Path) -> subprocess.Popen:
-    """The Makefile's `make ui`, on this store and port."""
-    cmd = [str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri",
-           f"sqlite:///{db}", "--host", "127.0.0.1", "--port", str(port),
-           "--workers", "1"]  # fmt: skip
-    return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)  # fmt: skip
 
 
 def test_a_study_with_a_browser_and_a_long_reader_on_its_store(tmp_path):
@@ -33,15 +23,15 @@ def test_a_study_with_a_browser_and_a_long_reader_on_its_store(tmp_path):
     snakemake(tmp_path, "--until", "tracking")  # the store exists; nothing trained yet
     db = tmp_path / "results" / "mlflow.db"
     port = free_port()
-    ui = mlflow_ui(db, port, tmp_path / "ui.log")
-    stop = threading.Event()
+    ui = start_ui(f"sqlite:///{db}", port, tmp_path / "ui.log")  # as `make ui` runs it
+    finished = threading.Event()
     seen = {"polls": 0, "held": []}
 
     def poll():  # a user clicking around in the UI: search the runs again and again
         uri = f"http://127.0.0.1:{port}"
         exp = rest(uri, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=tiny")
         body = {"experiment_ids": [exp["experiment"]["experiment_id"]], "max_results": 500}
-        while not stop.is_set():
+        while not finished.is_set():
             rest(uri, "/api/2.0/mlflow/runs/search", body)
             seen["polls"] += 1
             time.sleep(0.2)
@@ -49,14 +39,13 @@ def test_a_study_with_a_browser_and_a_long_reader_on_its_store(tmp_path):
     def hold():  # a reader with one long read transaction (a snapshot of the store)
         con = sqlite3.connect(db, timeout=60)
         con.execute("BEGIN")
-        while not stop.is_set():
+        while not finished.is_set():
             seen["held"].append(con.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
             time.sleep(0.5)
         con.rollback()
         con.close()
 
     try:
-        wait_healthy(f"http://127.0.0.1:{port}", ui)
         threads = [threading.Thread(target=f, daemon=True) for f in (poll, hold)]
         for t in threads:
             t.start()
@@ -64,8 +53,8 @@ def test_a_study_with_a_browser_and_a_long_reader_on_its_store(tmp_path):
         snakemake(tmp_path)
         took = time.monotonic() - t0
     finally:
-        stop.set()
-        stop_server(ui)
+        finished.set()
+        stop(ui)
     runs = check_tables(tmp_path / "results")
     check_mlflow_runs(store_runs(tmp_path), runs)
     assert seen["polls"] > 10 and len(seen["held"]) > 10

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +15,8 @@ import pandas as pd
 import pytest
 from conftest import REPO, snakemake_env
 from study import check_mlflow_runs, check_tables, snakemake, store_runs, write_config
+
+from vanishing.tracking.processes import free_port, stop, wait_healthy
 
 pytestmark = pytest.mark.e2e
 
@@ -45,26 +45,6 @@ def test_tiny_study_on_slurm(slurm_cluster, tmp_path):
     assert len(jobs) == 4 and all(j["slurm_job_id"] for j in jobs)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(uri: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(uri + "/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"mlflow server at {uri} not healthy after {timeout} s")
-
-
 def start_server(workdir: Path, port: int) -> subprocess.Popen:
     log = open(workdir / f"mlflow-server-{port}.log", "w")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(
@@ -90,17 +70,6 @@ def start_server(workdir: Path, port: int) -> subprocess.Popen:
     return proc
 
 
-def stop_server(proc: subprocess.Popen) -> None:
-    """Stop the server and the workers it forked (its own process group, started above)."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
-
-
 def rest(uri: str, path: str, body: dict | None = None) -> dict:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(
@@ -115,7 +84,7 @@ def server(tmp_path):
     port = free_port()
     proc = start_server(tmp_path, port)
     yield f"http://127.0.0.1:{port}", proc, port
-    stop_server(proc)
+    stop(proc)
 
 
 def search_runs(uri: str, study: str) -> list[dict]:
@@ -188,7 +157,7 @@ def test_server_dropping_mid_study_fails_the_job_then_a_rerun_completes(server, 
         "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     }
     snakemake(tmp_path, "--cores", "1", "--until", "tracking", env=env)
-    stop_server(proc)
+    stop(proc)
     with pytest.raises(AssertionError):
         snakemake(tmp_path, "--cores", "1", env=env, timeout=300)
     log = (
@@ -202,4 +171,4 @@ def test_server_dropping_mid_study_fails_the_job_then_a_rerun_completes(server, 
         assert len(runs) == 2 * 2 * 2
         check_mlflow_runs(search_runs(uri, "tiny"), runs)
     finally:
-        stop_server(restarted)
+        stop(restarted)

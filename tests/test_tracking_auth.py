@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 from conftest import REPO, snakemake_env
 from study import TINY, check_mlflow_runs, snakemake, write_config
-from test_clusters import free_port, stop_server, wait_healthy
 
+from vanishing.tracking.processes import free_port, stop, wait_healthy
 from vanishing.tracking.store import TrackingUnavailable, check_reachable
 
 pytestmark = pytest.mark.e2e
@@ -50,7 +50,7 @@ def server(tmp_path_factory):
         wait_healthy(f"http://127.0.0.1:{port}", proc)
         yield f"http://127.0.0.1:{port}", d
     finally:
-        stop_server(proc)
+        stop(proc)
 
 
 def call(uri: str, path: str, body: dict | None = None, auth: tuple[str, str] | None = None):
