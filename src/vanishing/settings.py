@@ -28,6 +28,9 @@ PARTS = ("data", "model", "train")
 DATASETS = ("digits", "mnist1d")
 NORMS = ("none", "batch", "layer")
 OPTIMIZERS = ("sgd", "adam")
+ARCHS = ("mlp",)  # the architectures (issue 17 adds cnn, issue 18 recurrent nets)
+BLOCKS = ("branch_act", "post", "pre")  # residual blocks; see training/models.py
+AUTO = "auto"
 
 
 def parse_bool(text) -> bool:
@@ -40,6 +43,11 @@ def parse_bool(text) -> bool:
     if word in ("false", "0", "0.0", "no"):
         return False
     raise ValueError(f"expected true or false, got {text!r}")
+
+
+def parse_scale(text) -> float | str:
+    """A variance scale: a number, or ``auto`` (the init scheme's own)."""
+    return AUTO if text == AUTO else float(text)
 
 
 def parse_residual_scale(text) -> float | str:
@@ -76,12 +84,17 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("data", "data", str, "digits", axis=False, init=True, choices=DATASETS),
+    Setting("arch", "model", str, "mlp", init=True, choices=ARCHS),
     Setting("activation", "model", str, arch=True, init=True, choices=ACTIVATIONS),
     Setting("depth", "model", int, arch=True, init=True),
     Setting("norm", "model", str, arch=True, init=True, choices=NORMS),
     Setting("residual", "model", parse_bool, arch=True, init=True),
     Setting("width", "model", int, 64, init=True),
     Setting("init", "model", str, "auto", init=True, choices=INITS),
+    # Var(W) * fan_in and Var(b), overriding the init scheme's scale where not ``auto``
+    Setting("sigma_w2", "model", parse_scale, AUTO, init=True),
+    Setting("sigma_b2", "model", parse_scale, AUTO, init=True),
+    Setting("block", "model", str, "branch_act", init=True, choices=BLOCKS, only_if="residual"),
     Setting("residual_scale", "model", parse_residual_scale, 1.0, init=True, only_if="residual"),
     Setting("optimizer", "train", str, "sgd", choices=OPTIMIZERS),
     Setting("lr", "train", float, DEFAULT_LRS, replica=True),

@@ -93,6 +93,10 @@ class BatchedMLP(nn.Module):
 
     def __init__(self, cfg: ModelConfig, input_dim: int, n_classes: int, seeds: list[int]):
         super().__init__()
+        if cfg.residual and cfg.block != "branch_act":
+            raise NotImplementedError(f"block {cfg.block!r} is not built yet")
+        if (cfg.sigma_w2, cfg.sigma_b2) != ("auto", "auto"):
+            raise NotImplementedError("sigma_w2 / sigma_b2 are not built yet")
         self.cfg = cfg
         self.n_replicas = R = len(seeds)
         self.gain = cfg.branch_gain
