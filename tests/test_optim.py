@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from vanishing.training.optim import BatchedAdam, freeze_replica, make_optimizer
+from vanishing.training.optim import (
+    BatchedAdam,
+    LayerNormalizedSGD,
+    freeze_replica,
+    layer_blocks,
+    make_optimizer,
+)
 
 
 def test_batched_adam_matches_torch_adam_per_replica():
@@ -45,3 +51,48 @@ def test_freeze_zeroes_parameters_and_state_of_one_replica():
     assert p[1].abs().sum() == 0 and p[0].abs().sum() > 0
     assert opt.state[p]["momentum_buffer"][1].abs().sum() == 0
     assert opt.state[p]["momentum_buffer"][2].abs().sum() > 0
+
+
+def test_one_lnsgd_step_by_hand():
+    """Two layers (blocks), two replicas, momentum 0.5: each replica's layer gradient divided
+    by its own norm over the layer's weight and bias, then the momentum step at its rate."""
+    w = torch.nn.Parameter(torch.zeros(2, 2, 2))
+    b = torch.nn.Parameter(torch.zeros(2, 2))
+    v = torch.nn.Parameter(torch.zeros(2, 3))  # a second layer, its own block
+    named = [("weights.0", w), ("biases.0", b), ("weights.1", v)]
+    blocks = layer_blocks(named)
+    assert blocks == [[0, 1], [2]]
+    lrs = torch.tensor([0.1, 1.0])
+    opt, weights = make_optimizer("lnsgd", [w, b, v], lrs, momentum=0.5, blocks=blocks)
+    torch.testing.assert_close(weights, torch.ones(2))
+    gw = torch.tensor([[[3.0, 0.0], [0.0, 0.0]], [[1e-30, 0.0], [0.0, 0.0]]])
+    gb = torch.tensor([[0.0, 4.0], [0.0, 0.0]])  # replica 0's layer norm: 5; replica 1's: 1e-30
+    gv = torch.tensor([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0]])  # replica 0's layer 2: exactly 0
+    for _ in range(2):
+        w.grad, b.grad, v.grad = gw.clone(), gb.clone(), gv.clone()
+        opt.step()
+    # two steps: buf = g~ then 0.5 g~ + g~ = 1.5 g~; p = -lr (1 + 1.5) g~ = -2.5 lr g~
+    expected_w = -2.5 * torch.tensor([[[0.1 * 0.6, 0.0], [0.0, 0.0]], [[1.0, 0.0], [0.0, 0.0]]])
+    expected_b = -2.5 * torch.tensor([[0.0, 0.1 * 0.8], [0.0, 0.0]])
+    expected_v = -2.5 * torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    torch.testing.assert_close(w.detach(), expected_w)
+    torch.testing.assert_close(b.detach(), expected_b)
+    torch.testing.assert_close(v.detach(), expected_v)  # a zero gradient stays zero
+
+
+def test_adam_eps_reaches_the_optimizer():
+    from vanishing.config import Cell, DataConfig, ModelConfig, TrainConfig
+    from vanishing.training.data import load_splits
+    from vanishing.training.module import CellModule
+
+    splits = load_splits(DataConfig(), probe_size=8)
+    for name, eps in (("adam", 1e-30), ("adam", 1e-8), ("lnsgd", 1e-30)):
+        train = TrainConfig(optimizer=name, adam_eps=eps, epochs=1, probe_size=8)
+        c = Cell("c", DataConfig(), ModelConfig("sigmoid", 3, "none", False, width=8), train)
+        module = CellModule(c, splits, [0, 1], [0.1, 0.1])
+        opt = module.configure_optimizers()
+        if name == "adam":
+            assert isinstance(opt, BatchedAdam) and opt.param_groups[0]["eps"] == eps
+        else:  # one block per layer: W, b of each hidden layer and the classifier
+            assert isinstance(opt, LayerNormalizedSGD)
+            assert opt.blocks == [[0, 4], [1, 5], [2, 6], [3, 7]]

@@ -42,6 +42,7 @@ def probes(module, q="grad_preact_rms") -> np.ndarray:
         ("batch", False, "sgd"),
         ("none", True, "sgd"),
         ("layer", True, "adam"),
+        ("none", False, "lnsgd"),
     ],
 )
 def test_replica_in_batch_matches_replica_alone(splits, norm, residual, optimizer):

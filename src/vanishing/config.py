@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, make_dataclass, replace
 from typing import Any
 
 from vanishing import settings as S
-from vanishing.inits import resolve_init
+from vanishing.inits import bias_variance, hidden_scales, is_named, resolve_init, resolve_sigma_w2
 from vanishing.settings import INV_SQRT_DEPTH, format_value
 
 MAIN = "main"  # the sub-grid of a study configured with a single `grid:`
@@ -56,6 +56,20 @@ ModelConfig = _section(
     {
         "init_scheme": property(lambda self: resolve_init(self.init, self.activation)),
         "branch_gain": property(lambda self: branch_gain(self.residual_scale, self.depth)),
+        # the sigma_w2 every layer draws with: a number (a named point solved), or auto
+        "sigma_w2_resolved": property(
+            lambda self: resolve_sigma_w2(
+                self.sigma_w2,
+                self.activation,
+                bias_variance(self.init_scheme, self.width, self.sigma_b2),
+            )
+        ),
+        # (sigma_w2, sigma_b2) of the hidden layers as drawn (the runs table's *_value columns)
+        "hidden_scales": property(
+            lambda self: hidden_scales(
+                self.init, self.activation, self.width, self.sigma_w2, self.sigma_b2
+            )
+        ),
     },
 )
 TrainConfig = _section("train", "Optimisation settings shared by the replicas of a cell.")
@@ -207,6 +221,11 @@ def expand_cells(config: dict) -> list[Cell]:
             values = S.canonical({**fixed, **dict(zip(keys, combo, strict=True))})
             name = cell_name(values, axes)
             cell = make_cell(values, name, grid["seeds"], grid["lr"], (grid_name,))
+            if is_named(cell.model.sigma_w2):  # solved now: an error before any work
+                try:
+                    _ = cell.model.sigma_w2_resolved
+                except ValueError as e:
+                    raise ValueError(f"grids.{grid_name}, cell {name}: sigma_w2: {e}") from None
             if name not in cells:
                 cells[name] = cell
                 continue

@@ -4,14 +4,24 @@ The model (``vanishing.models``) draws weights with these exact variances, and t
 theory (``vanishing.theory``) reads them from here, so both always agree on what an init means.
 
 ``sigma_w2`` is the weight variance times fan-in (Var(W_ij) * fan_in), the quantity mean-field
-theory works with; ``sigma_b2`` is the bias variance itself (not scaled).
+theory works with; ``sigma_b2`` is the bias variance itself (not scaled). For a
+(semi-)orthogonal matrix, whose entries are not independent, Var(W_ij) means the mean of W_ij^2
+over its entries (they have mean 0): the same quantity, so that sum_j W_ij^2 x_j^2, the variance
+mean-field theory gives unit i of h = W x, reads sigma_w2 * mean_j x_j^2 for either kind.
+
+The settings ``sigma_w2`` and ``sigma_b2`` override a scheme's scale (``layer_scale``): a number
+is used for every layer, input and classifier included; ``auto`` keeps the scheme's; for
+``sigma_w2`` a named point is solved for the activation at the hidden layers' sigma_b2
+(``resolve_sigma_w2``): ``critical`` (mean-field chi = 1) or ``chi<x>`` (chi = x, e.g. chi0.5).
 """
 
 from __future__ import annotations
 
 import math
 
-from vanishing import activations
+from vanishing import activations, meanfield
+
+AUTO = "auto"
 
 INITS = ("auto", "pytorch", "xavier", "kaiming", "lecun", "orthogonal")
 
@@ -26,8 +36,9 @@ def resolve_init(init: str, activation: str) -> str:
     return activations.get(activation).init
 
 
-def weight_variance(init: str, fan_in: int, fan_out: int) -> float:
-    """Var(W_ij) of a ``fan_out x fan_in`` weight matrix under a concrete scheme.
+def weight_variance(init: str, fan_in: int, fan_out: int, sw2: float | str = AUTO) -> float:
+    """Var(W_ij) of a ``fan_out x fan_in`` weight matrix under a concrete scheme; ``sw2``, a
+    number, overrides it with sw2 / fan_in (for every scheme, ``orthogonal`` included).
 
     - ``pytorch``: nn.Linear's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)): 1 / (3 fan_in).
     - ``xavier``: Glorot normal, gain 1: 2 / (fan_in + fan_out).
@@ -37,6 +48,10 @@ def weight_variance(init: str, fan_in: int, fan_out: int) -> float:
     - ``orthogonal``: a (semi-)orthogonal matrix with gain 1. Its rows (or columns) have unit norm,
       so the per-entry second moment is 1 / max(fan_in, fan_out).
     """
+    if sw2 != AUTO:
+        if init not in INITS or init == AUTO:
+            raise ValueError(f"no concrete init scheme {init!r}; resolve 'auto' first")
+        return float(sw2) / fan_in
     if init == "pytorch":
         return 1.0 / (3.0 * fan_in)
     if init == "xavier":
@@ -50,8 +65,13 @@ def weight_variance(init: str, fan_in: int, fan_out: int) -> float:
     raise ValueError(f"no concrete init scheme {init!r}; resolve 'auto' first")
 
 
-def bias_variance(init: str, fan_in: int) -> float:
-    """Var(b_i): PyTorch's default draws U(+-1/sqrt(fan_in)), variance 1 / (3 fan_in); others 0."""
+def bias_variance(init: str, fan_in: int, sb2: float | str = AUTO) -> float:
+    """Var(b_i): PyTorch's default draws U(+-1/sqrt(fan_in)), variance 1 / (3 fan_in); others 0.
+    ``sb2``, a number, overrides it."""
+    if sb2 != AUTO:
+        if init not in INITS or init == AUTO:
+            raise ValueError(f"no concrete init scheme {init!r}; resolve 'auto' first")
+        return float(sb2)
     if init == "pytorch":
         return 1.0 / (3.0 * fan_in)
     if init in ("xavier", "kaiming", "lecun", "orthogonal"):
@@ -59,9 +79,33 @@ def bias_variance(init: str, fan_in: int) -> float:
     raise ValueError(f"no concrete init scheme {init!r}; resolve 'auto' first")
 
 
-def sigma_w2(init: str, fan_in: int, fan_out: int) -> float:
-    """Var(W) * fan_in, the mean-field weight scale (1/3 for PyTorch's default, 2 for He)."""
-    return weight_variance(init, fan_in, fan_out) * fan_in
+def sigma_w2(init: str, fan_in: int, fan_out: int, sw2: float | str = AUTO) -> float:
+    """Var(W) * fan_in, the mean-field weight scale (1/3 for PyTorch's default, 2 for He);
+    ``sw2`` (a number) where it overrides the scheme."""
+    return weight_variance(init, fan_in, fan_out, sw2) * fan_in
+
+
+def is_named(value) -> bool:
+    """Whether a sigma_w2 setting names a point (``critical``, ``chi0.5``) instead of a number."""
+    return isinstance(value, str) and value != AUTO
+
+
+def resolve_sigma_w2(value, activation: str, sb2: float) -> float | str:
+    """The number behind a sigma_w2 setting: a number as it is, ``auto`` as it is (the scheme's
+    own, which differs by layer), a named point solved for ``activation`` at the bias variance
+    ``sb2`` (``meanfield.solve_sigma_w2``; ValueError if the activation has none there)."""
+    if not is_named(value):
+        return value if value == AUTO else float(value)
+    return meanfield.solve_sigma_w2(activation, float(sb2), meanfield.parse_target(value))
+
+
+def hidden_scales(init: str, activation: str, width: int, sw2, sb2) -> tuple[float, float]:
+    """(sigma_w2, sigma_b2) of the hidden layers (width -> width) as drawn: the settings
+    resolved, else the scheme's (``init`` may be ``auto``)."""
+    scheme = resolve_init(init, activation)
+    b = bias_variance(scheme, width, sb2)
+    w = resolve_sigma_w2(sw2, activation, b)
+    return sigma_w2(scheme, width, width, w), b
 
 
 def uniform_bound(variance: float) -> float:

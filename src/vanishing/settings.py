@@ -21,13 +21,14 @@ from dataclasses import dataclass
 
 from vanishing.activations import NAMES as ACTIVATIONS
 from vanishing.inits import INITS
+from vanishing.meanfield import CHI_PREFIX, CRITICAL, parse_target
 
 INV_SQRT_DEPTH = "inv_sqrt_depth"  # residual_scale = 1 / sqrt(depth)
 DEFAULT_LRS = (0.003, 0.01, 0.03, 0.1, 0.3)
 PARTS = ("data", "model", "train")
 DATASETS = ("digits", "mnist1d")
 NORMS = ("none", "batch", "layer")
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam", "lnsgd")
 ARCHS = ("mlp",)  # the architectures (issue 17 adds cnn, issue 18 recurrent nets)
 BLOCKS = ("branch_act", "post", "pre")  # residual blocks; see training/models.py
 AUTO = "auto"
@@ -48,6 +49,15 @@ def parse_bool(text) -> bool:
 def parse_scale(text) -> float | str:
     """A variance scale: a number, or ``auto`` (the init scheme's own)."""
     return AUTO if text == AUTO else float(text)
+
+
+def parse_sigma_w2(text) -> float | str:
+    """A weight scale: a number, ``auto``, or a named point (``critical``, ``chi0.5``: the
+    sigma_w2 at which mean-field chi is 1 or 0.5 for the cell's activation; ``inits``)."""
+    if isinstance(text, str) and (text == CRITICAL or text.startswith(CHI_PREFIX)):
+        parse_target(text)  # a clear error for a bad name
+        return text
+    return parse_scale(text)
 
 
 def parse_residual_scale(text) -> float | str:
@@ -92,13 +102,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("width", "model", int, 64, init=True),
     Setting("init", "model", str, "auto", init=True, choices=INITS),
     # Var(W) * fan_in and Var(b), overriding the init scheme's scale where not ``auto``
-    Setting("sigma_w2", "model", parse_scale, AUTO, init=True),
+    Setting("sigma_w2", "model", parse_sigma_w2, AUTO, init=True),
     Setting("sigma_b2", "model", parse_scale, AUTO, init=True),
     Setting("block", "model", str, "branch_act", init=True, choices=BLOCKS, only_if="residual"),
     Setting("residual_scale", "model", parse_residual_scale, 1.0, init=True, only_if="residual"),
     Setting("optimizer", "train", str, "sgd", choices=OPTIMIZERS),
     Setting("lr", "train", float, DEFAULT_LRS, replica=True),
     Setting("momentum", "train", float, 0.9),
+    Setting("adam_eps", "train", float, 1e-8),  # Adam's epsilon (torch's default)
     Setting("weight_decay", "train", float, 0.0),
     # batch norm's statistics at step 0 come from the probe batch, but a batch size that differs
     # is kept apart anyway: pooling is only safe where the networks are the same

@@ -32,19 +32,23 @@ Where the measurements part from these predictions, and why, is in ``docs/theory
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pandas as pd
-from numpy.polynomial.hermite_e import hermegauss
 from scipy import special, stats
 
 from vanishing import activations
 from vanishing.config import branch_gain
-from vanishing.inits import bias_variance, resolve_init, sigma_w2
-from vanishing.settings import INIT_KEYS, NORMS
+from vanishing.inits import bias_variance, resolve_init, resolve_sigma_w2, sigma_w2
+from vanishing.meanfield import (  # noqa: F401 (the quadrature and maps, re-exported)
+    N_QUAD,
+    chi,
+    fixed_point,
+    gauss_expect,
+    moments,
+    variance_map,
+)
+from vanishing.settings import INIT_KEYS, NORMS, parse_scale, parse_sigma_w2
 
-N_QUAD = 96  # Gauss-Hermite nodes: exact for polynomials of degree < 192
 FLAT = 1e-9  # |predicted slope| below this is flat: no relative error
 # A group is one network at step 0: every setting that changes it, with the concrete init scheme
 # in place of the configured one (init: auto and init: xavier give a sigmoid net the same init).
@@ -64,61 +68,6 @@ TABLE_COLUMNS = (*GROUP, *STATS_COLUMNS)  # of theory.csv
 PROFILE_COLUMNS = (*GROUP, "layer", "predicted_log10_rms", "measured_log10_rms")
 
 
-@functools.cache
-def _nodes(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss-Hermite nodes (n,) and weights (n,) for the standard normal density."""
-    x, w = hermegauss(n)  # weight exp(-x^2 / 2), total mass sqrt(2 pi)
-    return x, w / np.sqrt(2.0 * np.pi)
-
-
-def gauss_expect(f, q, n: int = N_QUAD):
-    """E[f(h)] for h ~ N(0, q) by n-point Gauss-Hermite quadrature (f maps arrays to arrays).
-
-    ``q`` may be an array: the result has its shape (a float for a scalar q). Exact for
-    polynomials of degree < 2n.
-    """
-    x, w = _nodes(n)
-    q = np.asarray(q, dtype=float)
-    out = f(np.sqrt(q)[..., None] * x) @ w
-    return float(out) if out.ndim == 0 else out
-
-
-def moments(activation: str, q):
-    """(E[phi(h)], E[phi(h)^2], E[phi'(h)^2]) for h ~ N(0, q); q a float or an array.
-
-    phi and phi' come from ``vanishing.activations``. An activation with closed forms there
-    uses them (ReLU: sqrt(q / 2 pi), q / 2, 1 / 2; quadrature converges only as 1/n across its
-    kink at 0); the smooth ones use ``gauss_expect``.
-    """
-    spec = activations.get(activation)
-    if spec.moments is not None:
-        return spec.moments(q)
-    phi, dphi = spec.phi, spec.dphi
-    return (
-        gauss_expect(phi, q),
-        gauss_expect(lambda h: phi(h) ** 2, q),
-        gauss_expect(lambda h: dphi(h) ** 2, q),
-    )
-
-
-def variance_map(activation: str, q: float, sw2: float, sb2: float) -> float:
-    """Next layer's pre-activation variance q' = sw2 * E[phi(h)^2] + sb2, h ~ N(0, q)."""
-    return sw2 * moments(activation, q)[1] + sb2
-
-
-def chi(activation: str, q: float, sw2: float) -> float:
-    """Plain-net factor on squared gradient norms per layer: sw2 E[phi'(h)^2], h ~ N(0, q)."""
-    return sw2 * moments(activation, q)[2]
-
-
-def fixed_point(activation: str, sw2: float, sb2: float, q0: float = 1.0, steps: int = 500):
-    """q* = variance_map(q*), by iterating the map from q0 (the depth limit of q_l)."""
-    q = q0
-    for _ in range(steps):
-        q = variance_map(activation, q, sw2, sb2)
-    return q
-
-
 def batchnorm_chi(activation: str) -> float:
     """Large-batch per-layer factor of a plain batch-norm net: E[phi'(z)^2] / Var(phi(z)), z~N(0,1).
 
@@ -134,11 +83,15 @@ def layernorm_chi(activation: str, sw2: float, sb2: float) -> float:
     return sw2 * d2 / (sw2 * m2 + sb2)
 
 
-def _layer_scales(init_scheme, depth, width, input_dim):
-    """Per-layer (sigma_w2, sigma_b2) arrays (depth,): layer 1 maps input_dim -> width."""
+def _layer_scales(init_scheme, depth, width, input_dim, sw2="auto", sb2="auto", activation=None):
+    """Per-layer (sigma_w2, sigma_b2) arrays (depth,): layer 1 maps input_dim -> width. The
+    settings ``sw2`` and ``sb2`` (numbers, ``auto``, or for sw2 a named point solved for
+    ``activation``) override the scheme's as the model draws them (``inits``)."""
     fans = [input_dim] + [width] * (depth - 1)
-    sw2 = np.array([sigma_w2(init_scheme, f, width) for f in fans])
-    sb2 = np.array([bias_variance(init_scheme, f) for f in fans])
+    sb2 = parse_scale(sb2)
+    w = resolve_sigma_w2(parse_sigma_w2(sw2), activation, bias_variance(init_scheme, width, sb2))
+    sw2 = np.array([sigma_w2(init_scheme, f, width, w) for f in fans])
+    sb2 = np.array([bias_variance(init_scheme, f, sb2) for f in fans])
     return sw2, sb2
 
 
@@ -179,6 +132,8 @@ def predicted_profile(
     input_dim: int,
     input_second_moment,
     residual_scale: float | str = 1.0,
+    sigma_w2: float | str = "auto",
+    sigma_b2: float | str = "auto",
 ) -> np.ndarray | None:
     """Predicted log10 grad_preact_rms per layer (depth,), relative to layer ``depth`` (= 0).
 
@@ -196,7 +151,8 @@ def predicted_profile(
     docstring); the skip's branch carries the gain alpha of ``residual_scale``, so that
     G_{l-1} = G_l (1 + alpha^2 sigma_w2 k a) and E||dL/dh_l||^2 = alpha^2 k a G_l for l >= 2.
     None only where it is not finite (the forward variances overflow, or a norm meets a
-    zero-variance input).
+    zero-variance input). ``sigma_w2`` and ``sigma_b2`` are the settings of that name
+    (``_layer_scales``).
     """
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {list(NORMS)}, got {norm!r}")
@@ -206,7 +162,7 @@ def predicted_profile(
     if norm == "batch":
         m0 = m0.mean(keepdims=True)
     scheme = resolve_init(init_scheme, activation)
-    sw2, sb2 = _layer_scales(scheme, depth, width, input_dim)
+    sw2, sb2 = _layer_scales(scheme, depth, width, input_dim, sigma_w2, sigma_b2, activation)
     alpha = branch_gain(residual_scale, depth) if residual else 1.0
     with np.errstate(all="ignore"):
         a, k = _forward(activation, norm, bool(residual), sw2, sb2, m0, alpha)  # (depth, n)
@@ -233,13 +189,17 @@ def predicted_slope(*args, **kwargs) -> float:
     return fit_slope(np.arange(1, len(profile) + 1), profile)
 
 
-def ceiling_slope(activation: str, init_scheme: str, width: int) -> float:
+def ceiling_slope(
+    activation: str, init_scheme: str, width: int, sw2: float | str = "auto", sb2="auto"
+) -> float:
     """The per-layer slope a plain net would have if every unit sat where phi' is largest:
     -0.5 log10(sigma_w2 * max_slope^2) (square layers). Nothing saturated, only the activation's
-    largest slope: sigmoid's 1/4 under Xavier init gives +0.602 decades per layer by itself."""
+    largest slope: sigmoid's 1/4 under Xavier init gives +0.602 decades per layer by itself.
+    ``sw2``, ``sb2``: the settings (``_layer_scales``)."""
     scheme = resolve_init(init_scheme, activation)
     top = activations.get(activation).max_slope
-    return float(-0.5 * np.log10(sigma_w2(scheme, width, width) * top**2))
+    (scale,), _ = _layer_scales(scheme, 1, width, width, sw2, sb2, activation)
+    return float(-0.5 * np.log10(scale * top**2))
 
 
 def fit_slope(layer, log10_rms) -> float:
@@ -299,6 +259,8 @@ def _predictions(df: pd.DataFrame, probe_inputs: pd.DataFrame) -> dict[tuple, np
             int(g["input_dim"].iloc[0]),
             np.concatenate([moments[c] for c in cells]),
             k["residual_scale"],
+            k.get("sigma_w2", "auto"),
+            k.get("sigma_b2", "auto"),
         )
     return out
 
@@ -314,7 +276,13 @@ def _ceiling(group: dict) -> float:
     """``ceiling_slope`` for a plain group (no norm, no skip); NaN for the others."""
     if group["norm"] != "none" or str(group["residual"]).lower() == "true":
         return float("nan")
-    return ceiling_slope(group["activation"], group["init_scheme"], int(group["width"]))
+    return ceiling_slope(
+        group["activation"],
+        group["init_scheme"],
+        int(group["width"]),
+        group.get("sigma_w2", "auto"),
+        group.get("sigma_b2", "auto"),
+    )
 
 
 def theory_table(

@@ -65,24 +65,39 @@ def replica_seeds(seed: int) -> tuple[int, int]:
 
 
 def draw_linear(
-    gen: torch.Generator, scheme: str, fan_in: int, fan_out: int
+    gen: torch.Generator,
+    scheme: str,
+    fan_in: int,
+    fan_out: int,
+    sw2: float | str = "auto",
+    sb2: float | str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weight (fan_in, fan_out) and bias (fan_out,) of one replica's layer under ``scheme``.
+    """Weight (fan_in, fan_out) and bias (fan_out,) of one replica's layer under ``scheme``,
+    with Var(W) * fan_in = ``sw2`` and Var(b) = ``sb2`` where those are numbers (``inits``).
 
-    The weight is drawn as nn.Linear lays it out (fan_out, fan_in) and returned transposed, so
-    the same generator state gives the same matrix as ``nn.Linear`` initialised in place.
+    ``pytorch`` draws uniforms, the Gaussian schemes normals, ``orthogonal`` a (semi-)orthogonal
+    matrix times the gain g with g^2 = sw2 * max(fan_in, fan_out) / fan_in, so that the mean of
+    W_ij^2 is sw2 / fan_in as for the others (gain 1: 1 / max(fan_in, fan_out)). Biases are
+    normal (uniform for ``pytorch``); a zero variance draws nothing, so ``auto`` and the
+    scheme's own numbers consume the generator alike. The weight is drawn as nn.Linear lays it
+    out (fan_out, fan_in) and returned transposed, so the same generator state gives the same
+    matrix as ``nn.Linear`` initialised in place.
     """
     w = torch.empty(fan_out, fan_in)
     b = torch.zeros(fan_out)
-    var_w = weight_variance(scheme, fan_in, fan_out)
+    var_w = weight_variance(scheme, fan_in, fan_out, sw2)
+    var_b = bias_variance(scheme, fan_in, sb2)
     if scheme == "pytorch":
         nn.init.uniform_(w, -uniform_bound(var_w), uniform_bound(var_w), generator=gen)
-        bound = uniform_bound(bias_variance(scheme, fan_in))
+        bound = uniform_bound(var_b)
         nn.init.uniform_(b, -bound, bound, generator=gen)
-    elif scheme in ("xavier", "kaiming", "lecun"):
-        nn.init.normal_(w, 0.0, var_w**0.5, generator=gen)
-    elif scheme == "orthogonal":
-        nn.init.orthogonal_(w, gain=1.0, generator=gen)
+    elif scheme in ("xavier", "kaiming", "lecun", "orthogonal"):
+        if scheme == "orthogonal":
+            nn.init.orthogonal_(w, gain=(var_w * max(fan_in, fan_out)) ** 0.5, generator=gen)
+        else:
+            nn.init.normal_(w, 0.0, var_w**0.5, generator=gen)
+        if var_b > 0:
+            nn.init.normal_(b, 0.0, var_b**0.5, generator=gen)
     else:
         raise ValueError(f"unknown init scheme {scheme!r}")
     return w.t().contiguous(), b
@@ -95,20 +110,19 @@ class BatchedMLP(nn.Module):
         super().__init__()
         if cfg.residual and cfg.block != "branch_act":
             raise NotImplementedError(f"block {cfg.block!r} is not built yet")
-        if (cfg.sigma_w2, cfg.sigma_b2) != ("auto", "auto"):
-            raise NotImplementedError("sigma_w2 / sigma_b2 are not built yet")
         self.cfg = cfg
         self.n_replicas = R = len(seeds)
         self.gain = cfg.branch_gain
         self.bn_momentum = BN_MOMENTUM
         self.act, self.act_ = activation_fns(cfg.activation)
         dims = [input_dim] + [cfg.width] * cfg.depth + [n_classes]
+        sw2, sb2 = cfg.sigma_w2_resolved, cfg.sigma_b2
         ws: list[list[torch.Tensor]] = [[] for _ in range(cfg.depth + 1)]
         bs: list[list[torch.Tensor]] = [[] for _ in range(cfg.depth + 1)]
         for seed in seeds:
             gen = torch.Generator().manual_seed(replica_seeds(seed)[0])
             for i in range(cfg.depth + 1):
-                w, b = draw_linear(gen, cfg.init_scheme, dims[i], dims[i + 1])
+                w, b = draw_linear(gen, cfg.init_scheme, dims[i], dims[i + 1], sw2, sb2)
                 ws[i].append(w)
                 bs[i].append(b)
         self.weights = nn.ParameterList([nn.Parameter(torch.stack(w)) for w in ws])  # (R,in,out)

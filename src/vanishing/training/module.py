@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from vanishing.config import Cell
 from vanishing.training.data import Splits
 from vanishing.training.models import BatchedMLP, objective, replica_losses, replica_seeds
-from vanishing.training.optim import freeze_replica, make_optimizer
+from vanishing.training.optim import freeze_replica, layer_blocks, make_optimizer
 from vanishing.training.probes import QUANTITIES, is_probe_step, measure, weight_stats
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,9 @@ class CellModule(pl.LightningModule):
 
     def configure_optimizers(self):
         t = self.cell.train
-        opt, weights = make_optimizer(t.optimizer, self.net.parameters(), self.lrs, t.momentum)
+        named = list(self.net.named_parameters())
+        opt, weights = make_optimizer(t.optimizer, [p for _, p in named], self.lrs, t.momentum,
+                                      t.adam_eps, layer_blocks(named))  # fmt: skip
         self.loss_weights = weights.to(self.device)
         return opt
 

@@ -77,12 +77,15 @@ def cell_tables(cell: Cell, splits: Splits, module, fit_seconds: float):
     hist = module.history
     settings = [{**s, "cell": cell.name} for s in run_settings(cell)]
     init_rms = hist.probes[0][1]["grad_preact_rms"]  # (R, depth), step 0
+    sw2_value, sb2_value = cell.model.hidden_scales  # of the hidden layers, as drawn
     runs, layers, curve_rows = [], [], []
     for r, s in enumerate(settings):
         runs.append(
             {
                 **s,
                 "init_scheme": cell.model.init_scheme,
+                "sigma_w2_value": sw2_value,
+                "sigma_b2_value": sb2_value,
                 "input_dim": splits.input_dim,
                 "n_classes": splits.n_classes,
                 "input_second_moment": splits.input_second_moment,
