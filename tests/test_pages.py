@@ -19,7 +19,8 @@ def replica(depth: int, rms_by_step: dict[int, list[float]]):
         [
             {"step": step, "layer": layer + 1, "grad_preact_rms": rms[layer],
              "grad_weight_norm": 2 * rms[layer], "saturation": 0.25 * layer,
-             "weight_distance_rel": 0.0 if step == 0 else 0.01 * (layer + 1)}
+             "weight_distance_rel": 0.0 if step == 0 else 0.01 * (layer + 1),
+             "forward_q": 10.0 ** -layer, "forward_c": 0.5 + 0.1 * layer}
             for step, rms in rms_by_step.items()
             for layer in range(depth)
         ]
@@ -52,15 +53,18 @@ def test_replica_metrics_are_few_log10_and_the_same_keys_at_any_depth():
     assert all(math.isfinite(v) for _, v, _ in m)
     deeper = pages.replica_metrics(*replica(32, {0: [1.0] * 32, 32: [1.0] * 32}))
     assert {k for k, _, _ in deeper} == {k for k, _, _ in m}  # depth does not add keys
-    assert len({k for k, _, _ in m}) == 17
+    assert by[("log10_forward_q/last_layer", 0)] == pytest.approx(-2)
+    assert by[("forward_c/first_layer", 32)] == pytest.approx(0.5)
+    assert by[("forward_c/last_layer", 32)] == pytest.approx(0.7)
+    assert len({k for k, _, _ in m}) == 21
 
 
 def test_rows_per_replica_do_not_grow_with_depth():
     probes = {s: [1.0] * 32 for s in range(16)}
     rows = len(pages.replica_metrics(*replica(32, probes)))
-    # 16 probes x 8 keys (less the two distances of step 0) + 2 epochs x 2 curves + 7 final
+    # 16 probes x 12 keys (less the two distances of step 0) + 2 epochs x 2 curves + 7 final
     # values (the NaN reset accuracy is not one); before, 3 quantities x 32 layers x 16 probes
-    assert rows == 16 * 8 - 2 + 2 * 2 + 7
+    assert rows == 16 * 12 - 2 + 2 * 2 + 7
 
 
 def test_cell_metrics_take_the_summary_columns_of_selected():

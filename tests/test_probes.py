@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,6 +12,7 @@ from vanishing.config import ModelConfig
 from vanishing.training.models import BatchedMLP, objective
 from vanishing.training.optim import make_optimizer
 from vanishing.training.probes import (
+    forward_moments,
     frobenius,
     is_probe_step,
     measure,
@@ -170,7 +172,7 @@ def test_probes_in_chunks_of_replicas_equal_probes_of_all_at_once(norm):
     for max_bytes in (1, per_replica * 2):
         parts = measure(net, x, y, max_bytes=max_bytes)
         for q in whole:
-            torch.testing.assert_close(parts[q], whole[q], rtol=0, atol=0)
+            torch.testing.assert_close(parts[q], whole[q], rtol=0, atol=0, equal_nan=True)
 
 
 def test_norms_of_gradients_near_float32_limits():
@@ -195,3 +197,50 @@ def test_gradients_that_underflow_are_recorded_as_zero():
     rms = measure(net, x, y)["grad_preact_rms"]
     assert not rms.isnan().any() and (rms[:, 0] == 0).all() and (rms[:, -1] > 1e-3).all()
     assert ((rms > 0) & (rms < 1e-30)).any()  # squares below float32's range, still measured
+
+
+def test_forward_q_and_c_of_a_two_layer_net_by_hand():
+    """q_l = mean over units and examples of h^2; c_l = mean over the P(P-1)/2 pairs a < b of
+    q_ab / sqrt(q_aa q_bb), in numpy from the same weights, one pair at a time."""
+    cfg = ModelConfig("tanh", depth=2, norm="none", residual=False, width=7, sigma_b2=0.1)
+    net = BatchedMLP(cfg, 4, 3, seeds=[0, 1])
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 5, 4, generator=gen)
+    y = torch.randint(0, 3, (2, 5), generator=gen)
+    got = measure(net, x, y)
+    for r in range(2):
+        w = [net.weights[i][r].detach().double().numpy() for i in range(2)]
+        b = [net.biases[i][r].detach().double().numpy() for i in range(2)]
+        h1 = x[r].double().numpy() @ w[0] + b[0]  # (5, 7)
+        h2 = np.tanh(h1) @ w[1] + b[1]
+        for layer, h in enumerate((h1, h2)):
+            q = np.mean(h**2)
+            cos = [
+                np.mean(h[a] * h[c]) / np.sqrt(np.mean(h[a] ** 2) * np.mean(h[c] ** 2))
+                for a in range(5)
+                for c in range(a + 1, 5)
+            ]
+            assert len(cos) == 10
+            assert got["forward_q"][r, layer].item() == pytest.approx(q, rel=1e-5)
+            assert got["forward_c"][r, layer].item() == pytest.approx(np.mean(cos), abs=1e-6)
+
+
+def test_forward_c_leaves_out_examples_without_a_direction():
+    h = torch.tensor(
+        [
+            [[1.0, 2.0], [2.0, 4.0], [0.5, 1.0]],
+            [[1.0, 0.0], [0.0, 0.0], [1.0, 1.0]],
+            [[0.0, 0.0], [0.0, 0.0], [3.0, 1.0]],
+        ]
+    )
+    q, c = forward_moments(h)
+    assert c[0].item() == pytest.approx(1.0)  # every example along one direction
+    assert q[0].item() == pytest.approx((5 + 20 + 1.25) / 6)
+    assert c[1].item() == pytest.approx(2**-0.5)  # the one pair left: (1, 0) and (1, 1)
+    assert q[1].item() == pytest.approx(3 / 6)
+    assert np.isnan(c[2].item())  # one example with a direction: no pair
+    # pre-activations whose squares leave float32's range (and denormal ones) still read
+    for scale in (1e-30, 1e-41):
+        q_s, c_s = forward_moments(h * scale)
+        assert q_s[1].item() == pytest.approx(3 / 6 * scale**2, rel=1e-2)
+        assert c_s[1].item() == pytest.approx(2**-0.5, rel=1e-2)

@@ -13,6 +13,8 @@ A replica's keys, each a history over its probe steps (step 0 = before any updat
 - ``log10_grad_preact_rms/first_layer`` and ``/last_layer``, likewise ``log10_grad_weight_norm``
   and ``log10_weight_distance_rel`` (how far the layer's weights moved from their init);
 - ``saturation/mean``: the saturated (or dead) fraction, averaged over the hidden layers;
+- ``log10_forward_q/...`` (the pre-activations' second moment) and ``forward_c/...`` (the mean
+  correlation between two probe examples' pre-activations) at the first and the last layer;
 
 per epoch ``train/loss`` and ``val/accuracy``; and at the last step the run's final values
 (``test/accuracy``, ``grad_ratio_init``, ``diverged``, ...). A value that is not finite (a
@@ -27,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-LOG10 = ("grad_preact_rms", "grad_weight_norm", "weight_distance_rel")  # per probe, log10
+LOG10 = ("grad_preact_rms", "grad_weight_norm", "weight_distance_rel", "forward_q")  # log10
+LINEAR = ("forward_c",)  # per probe, at the first and the last layer
 ENDS = {"first_layer": 0, "last_layer": -1}  # layer 1 and layer depth
 FINAL = {  # metric key -> runs.csv column, logged once at the last step
     "train/final_loss": "final_train_loss",
@@ -60,6 +63,9 @@ def replica_metrics(run: pd.Series, layers: pd.DataFrame, curves: pd.DataFrame):
             values = g[q].to_numpy()
             out += [(f"log10_{q}/{end}", _log10(values[i]), step) for end, i in ENDS.items()]
         out.append(("saturation/mean", float(np.nanmean(g["saturation"])), step))
+        for q in LINEAR:
+            values = g[q].to_numpy()
+            out += [(f"{q}/{end}", float(values[i]), step) for end, i in ENDS.items()]
     out += [("train/loss", v, s) for v, s in zip(curves["train_loss"], curves["step"], strict=True)]
     out += [
         ("val/accuracy", v, s) for v, s in zip(curves["val_accuracy"], curves["step"], strict=True)

@@ -15,6 +15,19 @@ Quantities, each of shape (R, depth) with layer 1 nearest the input:
   dead). The rule and the maximum slope come from ``vanishing.activations``; phi' is taken by
   autograd, so any registered activation is measured the same way.
 
+Forward probes (signal propagation, Poole et al. 2016), also (R, depth), on the same pass:
+
+- ``forward_q``: q_l = mean over units i and probe examples a of h_l[a, i]^2, the second moment
+  of the pre-activation (the Linear output, before any norm);
+- ``forward_c``: c_l = the mean over every unordered pair of distinct probe examples (a, b),
+  a < b (P (P - 1) / 2 pairs for P examples), of q_ab / sqrt(q_aa q_bb), with q_ab the mean over
+  units of h_l[a, i] h_l[b, i]: the cosine between two examples' pre-activations. 1 when every
+  input maps to the same direction (the ordered phase's forward collapse). Computed from the
+  unit vectors u_a = h_a / ||h_a||: sum_{a != b} u_a . u_b = ||sum_a u_a||^2 - P, so it costs
+  O(P width), not O(P^2 width). Both in float64. An example whose h_l is exactly 0 (every unit
+  dead before it, or a forward signal that underflowed float32) has no direction: the pairs are
+  then those of the other examples, and c_l is NaN with fewer than two left.
+
 Batch norm uses the probe batch's own statistics (as in a training step) and leaves the running
 statistics untouched. Nothing is accumulated into ``.grad``.
 
@@ -45,7 +58,8 @@ from vanishing.training.models import BatchedMLP, activation_fns, replica_losses
 
 GRADIENTS = ("grad_preact_rms", "grad_weight_norm", "saturation")
 WEIGHTS = ("weight_update_rel", "weight_distance_rel", "weight_unchanged")
-QUANTITIES = GRADIENTS + WEIGHTS  # the columns of layer_gradients.csv, in this order
+FORWARD = ("forward_q", "forward_c")
+QUANTITIES = GRADIENTS + WEIGHTS + FORWARD  # the columns of layer_gradients.csv, in this order
 PROBE_BYTES = 1 << 29  # what one probe pass may keep (see ``probe_chunk``): 512 MiB
 
 
@@ -70,6 +84,26 @@ def saturation(activation: str, a: torch.Tensor) -> torch.Tensor:
         return (slope(activation, a) < SATURATION_LEVEL * spec.max_slope).float().mean(dim=(1, 2))
     # a unit is dead when its largest input is <= 0 (a NaN input, as in (a <= 0).all(), is not)
     return (a.amax(dim=1) <= 0).float().mean(dim=1)
+
+
+@torch.no_grad()
+def forward_moments(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(q, c) per replica (R,) of pre-activations h (R, P, width): see the module docstring.
+    Squared norms are summed in float64 (a tiny h's squares leave float32's range); the sum of
+    unit vectors is one batched product of h with 1 / ||h_a|| (float32, unless 1 / ||h_a||
+    itself leaves float32's range)."""
+    sq = torch.linalg.vector_norm(h, dim=2, dtype=torch.float64).pow_(2)  # (R, P): ||h_a||^2
+    q = sq.mean(dim=1) / h.shape[2]
+    live = sq > 0  # examples with a direction
+    k = live.sum(dim=1).double()  # (R,)
+    inv = torch.where(live, sq.rsqrt(), torch.zeros_like(sq))  # (R, P)
+    if bool((inv < 1e38).all()):
+        total_u = torch.bmm(inv.to(h.dtype).unsqueeze(1), h).squeeze(1).double()  # (R, width)
+    else:
+        total_u = torch.bmm(inv.unsqueeze(1), h.double()).squeeze(1)
+    total = total_u.pow(2).sum(dim=1)  # ||sum_a u_a||^2 = k + sum_{a != b} u_a . u_b
+    c = (total - k) / (k * (k - 1))
+    return q, torch.where(k >= 2, c, torch.full_like(c, float("nan")))
 
 
 def frobenius(g: torch.Tensor) -> torch.Tensor:
@@ -109,7 +143,7 @@ def measure(
         ]
     finally:
         net.train(was_training)
-    return {q: torch.cat([p[q] for p in parts]).cpu() for q in GRADIENTS}
+    return {q: torch.cat([p[q] for p in parts]).cpu() for q in GRADIENTS + FORWARD}
 
 
 def _measure(net: BatchedMLP, x, y, replicas: slice) -> dict[str, torch.Tensor]:
@@ -120,6 +154,8 @@ def _measure(net: BatchedMLP, x, y, replicas: slice) -> dict[str, torch.Tensor]:
     layers = net.layers(replicas)
     rms: list[torch.Tensor | None] = [None] * depth
     sat: list[torch.Tensor | None] = [None] * depth
+    fq: list[torch.Tensor | None] = [None] * depth
+    fc: list[torch.Tensor | None] = [None] * depth
 
     def reduce_grad(layer: int, g: torch.Tensor) -> None:
         rms[layer] = frobenius(g) / n**0.5  # sqrt(mean_i ||dL/dh_l[i]||^2)
@@ -128,6 +164,7 @@ def _measure(net: BatchedMLP, x, y, replicas: slice) -> dict[str, torch.Tensor]:
         h.register_hook(functools.partial(reduce_grad, layer))
         with torch.no_grad():
             sat[layer] = saturation(net.cfg.activation, a)
+        fq[layer], fc[layer] = forward_moments(h)
 
     with torch.enable_grad():
         logits, _, _ = net(x, update_stats=False, keep=reduce_layer, layers=layers)
@@ -139,6 +176,8 @@ def _measure(net: BatchedMLP, x, y, replicas: slice) -> dict[str, torch.Tensor]:
             # ||d(mean_i loss_i) / dW_l||_F
             "grad_weight_norm": torch.stack([frobenius(g) for g in g_w], 1) / n,
             "saturation": torch.stack(sat, 1),
+            "forward_q": torch.stack(fq, 1),
+            "forward_c": torch.stack(fc, 1),
         }
 
 
