@@ -349,3 +349,39 @@ def theory_profiles(
         return pd.DataFrame(columns=list(PROFILE_COLUMNS))
     table = pd.concat(out, ignore_index=True)
     return table.merge(measured.reset_index(), on=[*GROUP, "layer"], how="left")
+
+
+def predicted_jacobian_log10_mean(
+    activation: str,
+    init_scheme: str,
+    norm: str,
+    residual: bool,
+    depth: int,
+    width: int,
+    input_dim: int,
+    input_second_moment,
+    residual_scale: float | str = 1.0,
+    sigma_w2: float | str = "auto",
+    sigma_b2: float | str = "auto",
+) -> float:
+    """Mean-field log10 of ``jacobian_sv2_mean``, the mean squared singular value of the
+    input-output Jacobian d x_depth / d x_0 at init (``training/jacobian.py``): tr(J^T J) is
+    width * prod_l (r_l + alpha^2 sigma_w2_l k_l a_l) (each layer's factor on squared norms, chi_l
+    for a plain net: the product is chi^depth at the fixed point), averaged over the probe
+    examples (``input_second_moment``: the mean of x^2 of each, the first ``N_INPUTS`` probe
+    examples for the measured value) and divided by the min(width, input_dim) singular values.
+    NaN with batch norm (no per-example Jacobian is measured) or where the maps overflow."""
+    if norm == "batch":
+        return float("nan")
+    m0 = np.atleast_1d(np.asarray(input_second_moment, dtype=float))
+    scheme = resolve_init(init_scheme, activation)
+    sw2, sb2 = _layer_scales(scheme, depth, width, input_dim, sigma_w2, sigma_b2, activation)
+    alpha = branch_gain(residual_scale, depth) if residual else 1.0
+    with np.errstate(all="ignore"):
+        a, k = _forward(activation, norm, bool(residual), sw2, sb2, m0, alpha)  # (depth, n)
+        skip = (np.arange(depth) > 0) & bool(residual)
+        gain2 = np.where(skip, alpha**2, 1.0)[:, None]
+        log_tr = np.log10(skip[:, None] + gain2 * sw2[:, None] * k * a).sum(axis=0)  # (n,)
+        mean = special.logsumexp(log_tr * np.log(10.0)) / np.log(10.0) - np.log10(len(m0))
+    value = mean + np.log10(width / min(width, input_dim))
+    return float(value) if np.isfinite(value) else float("nan")

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from vanishing.config import Cell
 from vanishing.training.data import Splits
+from vanishing.training.jacobian import measure_isometry
 from vanishing.training.models import BatchedMLP, objective, replica_losses, replica_seeds
 from vanishing.training.optim import freeze_replica, layer_blocks, make_optimizer
 from vanishing.training.probes import QUANTITIES, is_probe_step, measure, weight_stats
@@ -56,6 +57,7 @@ class History:
     diverged_step: list[int | None] = field(default_factory=list)
     step_losses: list[torch.Tensor] = field(default_factory=list)  # per step, (R,) on device
     final: dict[str, np.ndarray] = field(default_factory=dict)  # see CellModule.final_evaluation
+    isometry: dict[str, np.ndarray] = field(default_factory=dict)  # step 0, (R,): jacobian.py
     probe_seconds: float = 0.0
     eval_seconds: float = 0.0
     # CPU seconds of the process over the same span as fit_cell's wall seconds: on a machine
@@ -265,6 +267,9 @@ class GradientProbe(pl.Callback):
         module.settle()
         t0 = time.perf_counter()
         values = measure(module.net, *module.probe_batch)
+        if not module.history.isometry:  # the first probe: step 0
+            iso = measure_isometry(module.net, module.probe_batch[0])
+            module.history.isometry = {k: v.numpy() for k, v in iso.items()}
         weights = module.hidden_weights()
         values.update(weight_stats(weights, module.init_weights(), module.probed_weights,
                                    module.live_inputs))  # fmt: skip

@@ -93,6 +93,7 @@ def cell_tables(cell: Cell, splits: Splits, module, fit_seconds: float):
                 "diverged": hist.diverged_step[r] is not None,
                 "diverged_step": hist.diverged_step[r],
                 "grad_ratio_init": float(init_rms[r, 0] / init_rms[r, -1]),
+                **{k: v[r].item() for k, v in hist.isometry.items()},
                 "train_seconds": fit_seconds,
             }
         )
