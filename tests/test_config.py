@@ -107,7 +107,14 @@ def test_default_study_expands_into_eight_balanced_jobs(default_config):
     assert {c.model.residual_scale for c in cells if c.model.residual} == {INV_SQRT_DEPTH}
     first = jobs["activation~sigmoid_residual~false_residual_scale~1.0"][0]
     assert first.name == ("activation~sigmoid_depth~2_norm~none_residual~false_init~auto_"
-                          "residual_scale~1.0_optimizer~sgd_epochs~50")  # fmt: skip
+                          "sigma_w2~auto_sigma_b2~auto_residual_scale~1.0_optimizer~sgd_"
+                          "adam_eps~1e-08_epochs~50")  # fmt: skip
+    # issue 16's sub-grids: adam_eps only splits adam cells; named sigma_w2 points resolve
+    assert len(by_grid["criticality"]) == 3 * 3 * 2 * 4 and len(by_grid["optimizers"]) == 4
+    assert {c.train.epochs for c in by_grid["criticality"]} == {0}
+    assert len({c.seeds for c in by_grid["criticality"]} | {tuple(range(10))}) == 1
+    solved = {round(c.model.sigma_w2_resolved, 3) for c in by_grid["phase"]}
+    assert solved == {0.5, 1.0, 1.761, 4.0}  # critical at sigma_b2 = 0.05: 1.761
     assert first.lrs == DEFAULT_LRS and first.seeds == (0, 1, 2, 3, 4)
 
 

@@ -153,3 +153,13 @@ def test_theory_follows_the_setting():
     crit = theory.predicted_profile("relu", "lecun", sigma_w2="critical", **kw)
     np.testing.assert_allclose(crit, 0.0, atol=1e-9)  # He scale: flat
     assert theory.ceiling_slope("tanh", "lecun", 64, 0.25) == pytest.approx(0.5 * math.log10(4))
+
+
+def test_adam_eps_applies_only_to_adam_so_sgd_cells_are_not_repeated():
+    grid = {"activation": ["sigmoid"], "depth": [4], "norm": ["none"], "residual": [False],
+            "optimizer": ["sgd", "adam", "lnsgd"], "adam_eps": [1e-8, 1e-30]}  # fmt: skip
+    config = {"grids": {"optimizers": grid}, "seeds": [0], "pack": [],
+              "data": {}, "model": {}, "train": {"lr": [0.1], "probe_size": 8}}  # fmt: skip
+    cells = expand_cells(config)
+    arms = sorted((c.train.optimizer, c.train.adam_eps) for c in cells)
+    assert arms == [("adam", 1e-30), ("adam", 1e-8), ("lnsgd", 1e-8), ("sgd", 1e-8)]

@@ -71,14 +71,17 @@ def test_a_gaussian_linear_net_has_mean_the_product_of_sigma_w2():
 
 
 def test_spread_is_censored_where_float32_cannot_resolve_the_smallest():
-    jac = torch.zeros(3, 1, 2, 2)
+    jac = torch.zeros(4, 1, 2, 2)
+    jac[3, 0] = torch.tensor([[float("inf"), 1.0], [float("nan"), 0.0]])  # overflowed
     jac[0, 0] = torch.diag(torch.tensor([1.0, 0.1]))  # sigma^2 1 and 0.01: spread 2
     jac[1, 0] = torch.diag(torch.tensor([1.0, 1e-9]))  # below 2^-23 of the largest
     s = spectrum_stats(jac)  # replica 2: all zero (underflowed)
     assert s["jacobian_sv2_log10_spread"][0].item() == pytest.approx(2.0)
     assert s["jacobian_sv2_mean"][0].item() == pytest.approx(0.505)
     assert s["jacobian_sv2_log10_spread"][1].item() == pytest.approx(SPREAD_BOUND)
-    assert s["jacobian_sv2_censored"].tolist() == [False, True, True]
+    assert s["jacobian_sv2_censored"].tolist() == [False, True, True, True]
+    assert s["jacobian_sv2_mean"][3].item() == math.inf
+    assert math.isnan(s["jacobian_sv2_log10_spread"][3].item())
     assert math.isnan(s["jacobian_sv2_log10_spread"][2].item())
     assert s["jacobian_sv2_mean"][2].item() == 0.0
 

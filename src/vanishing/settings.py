@@ -81,7 +81,9 @@ class Setting:
     column: bool = True  # a setting column of every per-run table, and an MLflow param
     replica: bool = False  # varies between the replicas of a cell (the lr), not between cells
     choices: tuple | None = None  # the allowed values, where they are a fixed list
-    only_if: str | None = None  # matters only when this bool setting is true (else: default)
+    # matters only when this bool setting is true, or (``key=value``) when setting ``key`` has
+    # that value (else it is held at its default)
+    only_if: str | None = None
 
     @property
     def key(self) -> str:
@@ -109,7 +111,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("optimizer", "train", str, "sgd", choices=OPTIMIZERS),
     Setting("lr", "train", float, DEFAULT_LRS, replica=True),
     Setting("momentum", "train", float, 0.9),
-    Setting("adam_eps", "train", float, 1e-8),  # Adam's epsilon (torch's default)
+    Setting("adam_eps", "train", float, 1e-8, only_if="optimizer=adam"),  # torch's default
     Setting("weight_decay", "train", float, 0.0),
     # batch norm's statistics at step 0 come from the probe batch, but a batch size that differs
     # is kept apart anyway: pooling is only safe where the networks are the same
@@ -151,9 +153,19 @@ def canonical(values: dict) -> dict:
     that cells differing only in such a setting are one cell (a branch gain without a branch)."""
     out = dict(values)
     for s in SETTINGS:
-        if s.only_if and s.name in out and not parse_bool(out.get(s.only_if, False)):
+        if s.only_if and s.name in out and not applies(s, out):
             out[s.name] = s.default
     return out
+
+
+def applies(setting: Setting, values: dict) -> bool:
+    """Whether ``setting`` matters for a cell with these ``values`` (its ``only_if``)."""
+    if not setting.only_if:
+        return True
+    key, _, value = setting.only_if.partition("=")
+    if value:
+        return str(values.get(key, BY_NAME[key].default)) == value
+    return parse_bool(values.get(key, False))
 
 
 def format_value(value) -> str:

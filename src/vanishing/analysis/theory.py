@@ -39,13 +39,17 @@ from scipy import special, stats
 from vanishing import activations
 from vanishing.config import branch_gain
 from vanishing.inits import bias_variance, resolve_init, resolve_sigma_w2, sigma_w2
-from vanishing.meanfield import (  # noqa: F401 (the quadrature and maps, re-exported)
+from vanishing.meanfield import (  # noqa: F401 (the quadrature, maps and scales, re-exported)
     N_QUAD,
     chi,
+    chi_at_fixed_point,
     fixed_point,
     gauss_expect,
     moments,
+    q_star,
+    solve_sigma_w2,
     variance_map,
+    xi_c,
 )
 from vanishing.settings import INIT_KEYS, NORMS, parse_scale, parse_sigma_w2
 

@@ -19,7 +19,9 @@ of one probe pass (see below). Summaries pool the values of the 4 inputs:
   values below 2^-23 of the largest are not resolved: where the smallest is below that (or is
   0), the spread is censored at the bound log10(2^46) = 13.85 and ``jacobian_sv2_censored`` is
   true (the spread is then at least that). An all-zero J (the signal underflowed) has mean 0,
-  sd 0 and a NaN spread, censored as well.
+  sd 0 and a NaN spread, censored as well; a J with an infinite or NaN entry (the forward
+  signal overflowed float32, a chaotic or exploding net) has mean inf (read: above float32's
+  range), NaN sd and spread, censored.
 
 How: every input is repeated ``width`` times; copy i back-propagates the unit vector e_i from
 x_depth, so one forward and one backward pass of a batch of 4 * width rows give every row of
@@ -79,17 +81,20 @@ def _jacobians(net: BatchedMLP, x: torch.Tensor, replicas: slice) -> torch.Tenso
 @torch.no_grad()
 def spectrum_stats(jac: torch.Tensor) -> dict[str, torch.Tensor]:
     """The summaries (R,) of ``COLUMNS`` from Jacobians (R, n, width, input_dim)."""
-    sv2 = torch.linalg.svdvals(jac.double()).pow(2).flatten(1)  # (R, n * min(width, d))
+    jac = jac.double()
+    over = ~torch.isfinite(jac).flatten(1).all(dim=1)  # (R,): the signal overflowed float32
+    jac = torch.where(over.view(-1, 1, 1, 1), torch.zeros_like(jac), jac)
+    sv2 = torch.linalg.svdvals(jac).pow(2).flatten(1)  # (R, n * min(width, d))
     top = sv2.amax(dim=1)
     low = sv2.amin(dim=1)
-    censored = (low < top * RESOLVED) | (top == 0)
-    with torch.no_grad():
-        spread = torch.log10(top / low)
+    censored = (low < top * RESOLVED) | (top == 0) | over
+    spread = torch.log10(top / low)
     spread = torch.where(censored, torch.full_like(spread, SPREAD_BOUND), spread)
-    spread = torch.where(top == 0, torch.full_like(spread, float("nan")), spread)
+    nan, inf = torch.full_like(spread, float("nan")), torch.full_like(spread, float("inf"))
+    spread = torch.where((top == 0) | over, nan, spread)
     return {
-        "jacobian_sv2_mean": sv2.mean(dim=1),
-        "jacobian_sv2_std": sv2.std(dim=1, correction=0),
+        "jacobian_sv2_mean": torch.where(over, inf, sv2.mean(dim=1)),
+        "jacobian_sv2_std": torch.where(over, nan, sv2.std(dim=1, correction=0)),
         "jacobian_sv2_log10_spread": spread,
         "jacobian_sv2_censored": censored,
     }
