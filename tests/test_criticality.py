@@ -163,3 +163,21 @@ def test_adam_eps_applies_only_to_adam_so_sgd_cells_are_not_repeated():
     cells = expand_cells(config)
     arms = sorted((c.train.optimizer, c.train.adam_eps) for c in cells)
     assert arms == [("adam", 1e-30), ("adam", 1e-8), ("lnsgd", 1e-8), ("sgd", 1e-8)]
+
+
+def test_full_config_is_valid_and_its_named_points_resolve():
+    """config/full.yaml, merged over the default study as the Snakefile merges it: passes the
+    schema (sigmoid's sigma_w2 up to 200), and every named sigma_w2 resolves."""
+    import yaml
+    from conftest import REPO, validated
+
+    from vanishing.config import apply_design
+
+    default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    full = yaml.safe_load((REPO / "config" / "full.yaml").read_text())
+    cells = expand_cells(validated(apply_design({**default, **full}, full)))
+    assert {g for c in cells for g in c.grids} == set(full["grids"])
+    named = {(c.model.activation, c.model.sigma_w2): c.model.sigma_w2_resolved for c in cells
+             if c.model.sigma_w2 in ("critical", "chi0.5")}  # fmt: skip
+    assert named[("sigmoid", "critical")] == pytest.approx(116.95, abs=0.01)
+    assert named[("relu", "chi0.5")] == pytest.approx(1.0)
