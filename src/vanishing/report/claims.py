@@ -291,9 +291,16 @@ def judge_relu(t, grids, keys) -> dict:
     return judged(parts, decisive)
 
 
+def block_note(r) -> str:
+    """`` (pre block)`` for a residual group's row (every block is judged), else nothing."""
+    residual = str(r.get("residual", "")).lower() == "true"
+    return f" ({r['block']} block)" if residual and "block" in r else ""
+
+
 def judge_theory(t, grids, keys) -> dict:
     """Claim 11 (this study's own). For every group at depth >= 8 with a prediction (plain,
-    batch norm, layer norm, residual; the known misses included), the measured per-layer slope
+    batch norm, layer norm, residual with each block: pre, post, branch_act; the known misses
+    included), the measured per-layer slope
     of log10 grad_preact_rms at init is within 15% of the mean-field prediction (or, for a flat
     prediction, the prediction lies in the measured 95% interval). A miss: outside 15% and the
     prediction outside the interval; null: within neither, or inside the interval only."""
@@ -314,8 +321,8 @@ def judge_theory(t, grids, keys) -> dict:
     def line(r, m):
         return (
             f"{r['activation']} ({r['init_scheme']}), norm {r['norm']}, residual {r['residual']}"
-            f", depth {int(r['depth'])}: predicted {num(r['predicted_slope'])}, measured "
-            f"{num(r['measured_slope'])} [{num(r['measured_slope_ci_low'])}, "
+            f"{block_note(r)}, depth {int(r['depth'])}: predicted {num(r['predicted_slope'])}, "
+            f"measured {num(r['measured_slope'])} [{num(r['measured_slope_ci_low'])}, "
             f"{num(r['measured_slope_ci_high'])}], relative error {num(r['relative_error'], 2)}, "
             f"{int(r['n_seeds'])} seeds {MARK[m]}"
         )
