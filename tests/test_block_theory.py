@@ -109,3 +109,26 @@ def test_theory_labels_name_the_block():
     assert theory.theory_label({**base, "block": "pre"}) == "mean-field+pre"
     assert theory.theory_label({**base, "block": "branch_act"}) == "mean-field+branch_act+coherent"
     assert theory.theory_label({**base, "norm": "batch", "residual": False}) == "batchnorm-yang2019"
+
+
+def test_claim_11_judges_the_blocks_sub_grid_too():
+    """Claim 11 reads its usual sub-grid (profile) and the ``blocks`` one: profile rows that
+    hold and a blocks row that misses give a qualified verdict, not a supported one, and the
+    evidence names each residual group's block."""
+    from claim_tables import tables
+    from claim_tables import theory as row
+
+    from vanishing.report.claims import CLAIMS
+    from vanishing.report.evidence import QUALIFIED, SUPPORTED
+
+    spec = next(c for c in CLAIMS if c.number == 11)
+    keys = ("activation", "depth", "norm", "residual")
+    held = [row("relu", 16, 0.6, 0.61, residual=True, block="pre"),
+            row("tanh", 16, 0.6, 0.61, residual=False)]  # fmt: skip
+    missed = row("relu", 16, 0.6, 0.9, grid="blocks", residual=True, block="branch_act")
+    both = spec.judge(tables(theory=[*held, missed]), spec.grids, keys)
+    alone = spec.judge(tables(theory=held), spec.grids, keys)
+    assert alone["verdict"] == SUPPORTED and both["verdict"] == QUALIFIED
+    lines = both["evidence"]
+    assert any("(branch_act block)" in ln for ln in lines)
+    assert any("(pre block)" in ln for ln in lines)

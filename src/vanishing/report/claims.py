@@ -291,6 +291,9 @@ def judge_relu(t, grids, keys) -> dict:
     return judged(parts, decisive)
 
 
+BLOCKS_GRID = "blocks"  # the default study's step-0 profiles of the post and branch_act blocks
+
+
 def block_note(r) -> str:
     """`` (pre block)`` for a residual group's row (every block is judged), else nothing."""
     residual = str(r.get("residual", "")).lower() == "true"
@@ -306,6 +309,9 @@ def judge_theory(t, grids, keys) -> dict:
     prediction outside the interval; null: within neither, or inside the interval only."""
     grid = choose_grid(t["theory"], grids)
     theory = rows(t["theory"], grid, DEEP)
+    extra = rows(t["theory"], BLOCKS_GRID, DEEP) if grid != BLOCKS_GRID else pd.DataFrame()
+    if len(extra):  # the other blocks' step-0 profiles, where a study has them apart
+        theory = pd.concat([theory, extra], ignore_index=True)
     if len(theory):
         theory = theory[
             np.isfinite(theory["predicted_slope"]) & np.isfinite(theory["measured_slope"])
