@@ -130,5 +130,5 @@ def test_claim_11_judges_the_blocks_sub_grid_too():
     alone = spec.judge(tables(theory=held), spec.grids, keys)
     assert alone["verdict"] == SUPPORTED and both["verdict"] == QUALIFIED
     lines = both["evidence"]
-    assert any("(branch_act block)" in ln for ln in lines)
-    assert any("(pre block)" in ln for ln in lines)
+    assert any("(branch_act block, residual_scale 1.0)" in ln for ln in lines)
+    assert any("(pre block, residual_scale 1.0)" in ln for ln in lines)

@@ -295,9 +295,12 @@ BLOCKS_GRID = "blocks"  # the default study's step-0 profiles of the post and br
 
 
 def block_note(r) -> str:
-    """`` (pre block)`` for a residual group's row (every block is judged), else nothing."""
-    residual = str(r.get("residual", "")).lower() == "true"
-    return f" ({r['block']} block)" if residual and "block" in r else ""
+    """`` (pre block, residual_scale inv_sqrt_depth)`` for a residual group's row (every block
+    and branch gain is judged), else nothing."""
+    if str(r.get("residual", "")).lower() != "true" or "block" not in r:
+        return ""
+    scale = f", residual_scale {r['residual_scale']}" if "residual_scale" in r else ""
+    return f" ({r['block']} block{scale})"
 
 
 def judge_theory(t, grids, keys) -> dict:
