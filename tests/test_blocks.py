@@ -137,3 +137,16 @@ def test_replicas_in_a_batch_equal_the_replica_alone(block, norm, scale):
     got, ref = measure(batch, x, y), measure(alone, x[1:2], y[1:2])
     for q in ("grad_preact_rms", "grad_stream_rms", "stream_rms", "grad_weight_norm"):
         torch.testing.assert_close(got[q][1], ref[q][0], rtol=1e-4, atol=1e-7)
+
+
+def test_residual_scale_values_parse_and_bad_ones_are_named():
+    from vanishing.config import branch_gain
+    from vanishing.settings import parse_residual_scale
+
+    assert [parse_residual_scale(v) for v in ("skipinit", "fixup", "0.5")] == [
+        "skipinit", "fixup", 0.5,
+    ]  # fmt: skip
+    assert (branch_gain("skipinit", 9), branch_gain("fixup", 9)) == (0.0, 1.0)
+    with pytest.raises(ValueError, match="residual_scale must be a number, inv_sqrt_depth, "
+                       "skipinit or fixup; got 'rezero'"):  # fmt: skip
+        parse_residual_scale("rezero")
