@@ -5,9 +5,9 @@ time against the sum of its cells' bare steps.
     .venv/bin/python benchmarks/floors.py --depths 32 256 --fit-repeats 5 1
     .venv/bin/python benchmarks/floors.py --depths 32 --no-fit --study DIR --wall 812.3
 
-For each cell type (plain, batch norm, layer norm, residual with alpha = 1/sqrt(depth); relu,
-width 64, batch 64, R = 15 replicas as in a 3-seed x 5-lr cell) and depth it prints, in
-milliseconds per step of all R replicas and per replica-step:
+For each cell type (plain, batch norm, layer norm, residual with alpha = 1/sqrt(depth) and the
+block of ``--block``, pre by default; relu, width 64, batch 64, R = 15 replicas as in a 3-seed x
+5-lr cell) and depth it prints, in milliseconds per step of all R replicas and per replica-step:
 
 - the floor: the step's matrix products alone (forward x W, backward g W^T and x^T g, warm
   caches, as ``replicas.py --products``) and its optimizer update alone (fused SGD over the
@@ -44,7 +44,7 @@ from pathlib import Path
 import torch
 
 from vanishing.config import Cell, DataConfig, ModelConfig, TrainConfig, load_cells
-from vanishing.settings import DEFAULT_LRS
+from vanishing.settings import BLOCKS, DEFAULT_BLOCK, DEFAULT_LRS
 from vanishing.training.data import load_splits
 from vanishing.training.models import BatchedMLP, objective
 from vanishing.training.optim import make_optimizer
@@ -334,7 +334,10 @@ def main() -> None:
     p.add_argument("--cores", type=int, default=os.cpu_count())
     p.add_argument("--profile-depth", type=int, default=1024,
                    help="depth of the step-0 profile timed at the end (0: none)")  # fmt: skip
+    p.add_argument("--block", choices=BLOCKS, default=DEFAULT_BLOCK,
+                   help="the residual cell's block (training/models.py)")  # fmt: skip
     a = p.parse_args()
+    TYPES["residual"]["block"] = a.block
     if a.study is not None and a.wall is None:
         p.error("--study needs --wall")
     torch.set_num_threads(a.threads)

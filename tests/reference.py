@@ -17,7 +17,13 @@ class ReferenceMLP(nn.Module):
     def __init__(self, batched: BatchedMLP, r: int):
         super().__init__()
         cfg = batched.cfg
-        self.residual = cfg.residual
+        self.residual, self.block = cfg.residual, cfg.block
+        if hasattr(batched, "gains"):  # learnable branch gains (skipinit, fixup)
+            self.alphas = nn.ParameterList(
+                [nn.Parameter(g[r].detach().clone()) for g in batched.gains]
+            )
+        else:
+            self.alphas = [batched.gain] * (cfg.depth - 1)
         self.linears = nn.ModuleList()
         self.norms = nn.ModuleList()
         for i, (w, b) in enumerate(zip(batched.weights, batched.biases, strict=True)):
@@ -36,8 +42,20 @@ class ReferenceMLP(nn.Module):
                 self.norms.append(nn.Identity())
         self.act = ACTS[cfg.activation]()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, stream: list | None = None) -> torch.Tensor:
+        """Logits; each layer's output x_l is appended to ``stream`` where one is given."""
         for i, (lin, norm) in enumerate(zip(self.linears[:-1], self.norms, strict=True)):
-            y = self.act(norm(lin(x)))
-            x = x + y if (self.residual and i > 0) else y
+            x = self.layer(i, lin, norm, x)
+            if stream is not None:
+                stream.append(x)
         return self.linears[-1](x)
+
+    def layer(self, i: int, lin, norm, x: torch.Tensor) -> torch.Tensor:
+        if not self.residual or i == 0:
+            return self.act(norm(lin(x)))
+        alpha = self.alphas[i - 1]
+        if self.block == "pre":
+            return x + alpha * lin(self.act(norm(x)))
+        if self.block == "post":
+            return self.act(x + alpha * norm(lin(x)))
+        return x + alpha * self.act(norm(lin(x)))  # branch_act

@@ -91,8 +91,9 @@ def test_bad_config_stops_the_workflow_before_any_job(tmp_path):
 
 
 def test_default_study_expands_into_eight_balanced_jobs(default_config):
-    """One job per (activation, residual) across the five sub-grids; cells shared by no two
-    sub-grids; a branch gain only where there is a branch."""
+    """One job per (activation, residual) across the six sub-grids; cells shared by no two
+    sub-grids; a branch gain and a block only where there is a branch (pre in the main, deep
+    and profile grids; post and branch_act, step 0 only, in blocks)."""
     jobs = expand_jobs(default_config)
     assert len(jobs) == 4 * 2
     cells = [c for cs in jobs.values() for c in cs]
@@ -105,9 +106,13 @@ def test_default_study_expands_into_eight_balanced_jobs(default_config):
     assert {c.lrs for c in by_grid["adam"]} == {(0.0003, 0.001, 0.003)}
     assert {c.model.residual_scale for c in cells if not c.model.residual} == {1.0}
     assert {c.model.residual_scale for c in cells if c.model.residual} == {INV_SQRT_DEPTH}
+    assert len(by_grid["blocks"]) == 3 * 2 * 2 * 2
+    assert {c.model.block for c in by_grid["blocks"]} == {"post", "branch_act"}
+    assert {c.train.epochs for c in by_grid["blocks"]} == {0}
+    assert {c.model.block for c in cells if c.model.residual and "blocks" not in c.grids} == {"pre"}
     first = jobs["activation~sigmoid_residual~false_residual_scale~1.0"][0]
     assert first.name == ("activation~sigmoid_depth~2_norm~none_residual~false_init~auto_"
-                          "sigma_w2~auto_sigma_b2~auto_residual_scale~1.0_optimizer~sgd_"
+                          "sigma_w2~auto_sigma_b2~auto_block~pre_residual_scale~1.0_optimizer~sgd_"
                           "adam_eps~1e-08_epochs~50")  # fmt: skip
     # issue 16's sub-grids: adam_eps only splits adam cells; named sigma_w2 points resolve
     assert len(by_grid["criticality"]) == 3 * 3 * 2 * 4 and len(by_grid["optimizers"]) == 4

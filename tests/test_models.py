@@ -26,7 +26,7 @@ def test_shapes_and_parameter_count():
 
 def test_block_order_by_hand():
     """depth 2, residual, layer norm: x1 = phi(LN(x W1 + b1)); x2 = x1 + phi(LN(x1 W2 + b2))."""
-    cfg = ModelConfig("tanh", depth=2, norm="layer", residual=True, width=4)
+    cfg = ModelConfig("tanh", depth=2, norm="layer", residual=True, width=4, block="branch_act")
     net = BatchedMLP(cfg, input_dim=3, n_classes=2, seeds=[5])
     x = torch.randn(1, 6, 3)
     w, b = [p[0] for p in net.weights], [p[0] for p in net.biases]
@@ -38,7 +38,7 @@ def test_block_order_by_hand():
 
 def test_residual_branch_scaled_by_hand():
     """depth 3, residual, no norm, alpha = 1/sqrt(3): x_l = x_{l-1} + alpha relu(x_{l-1} W + b)."""
-    cfg = ModelConfig("relu", depth=3, norm="none", residual=True, width=4)
+    cfg = ModelConfig("relu", depth=3, norm="none", residual=True, width=4, block="branch_act")
     cfg = ModelConfig(**{**cfg.__dict__, "residual_scale": "inv_sqrt_depth"})
     net = BatchedMLP(cfg, input_dim=3, n_classes=2, seeds=[5])
     x = torch.randn(1, 6, 3)
@@ -87,18 +87,24 @@ def test_replica_init_depends_only_on_its_seed():
 
 
 @pytest.mark.parametrize(
-    "activation,norm,residual",
+    "activation,norm,residual,block,scale",
     [
-        ("sigmoid", "none", False),
-        ("relu", "batch", False),
-        ("gelu", "layer", True),
-        ("tanh", "batch", True),
+        ("sigmoid", "none", False, "pre", 1.0),
+        ("relu", "batch", False, "pre", 1.0),
+        ("gelu", "layer", True, "branch_act", 1.0),
+        ("tanh", "batch", True, "branch_act", 1.0),
+        ("relu", "batch", True, "pre", "inv_sqrt_depth"),
+        ("tanh", "layer", True, "post", 0.5),
+        ("relu", "batch", True, "post", "fixup"),
+        ("gelu", "none", True, "pre", "skipinit"),
     ],
 )
-def test_training_matches_plain_pytorch(activation, norm, residual):
+def test_training_matches_plain_pytorch(activation, norm, residual, block, scale):
     """20 SGD steps of a batched model (lr per replica via loss weights) equal 20 steps of each
-    replica as ordinary nn layers with torch.optim.SGD at its own lr."""
-    cfg = ModelConfig(activation, depth=3, norm=norm, residual=residual, width=16)
+    replica as ordinary nn layers with torch.optim.SGD at its own lr (every block, learnable
+    branch gains included)."""
+    cfg = ModelConfig(activation, depth=3, norm=norm, residual=residual, width=16, block=block,
+                      residual_scale=scale)  # fmt: skip
     lrs = torch.tensor([0.05, 0.2, 0.01])
     net = BatchedMLP(cfg, 10, 4, seeds=[0, 1, 2])
     refs = [ReferenceMLP(net, r) for r in range(3)]
@@ -123,7 +129,14 @@ def test_training_matches_plain_pytorch(activation, norm, residual):
             o.step()
     for r, m in enumerate(refs):
         torch.testing.assert_close(net.weights[0][r], m.linears[0].weight.t(), rtol=1e-3, atol=1e-5)
+        torch.testing.assert_close(net.weights[2][r], m.linears[2].weight.t(), rtol=1e-3, atol=1e-5)
+        if hasattr(net, "gains"):  # the learnable branch gains moved as the reference's did
+            assert net.gains[1][r].item() == pytest.approx(m.alphas[1].item(), abs=1e-5)
+            assert net.gains[1][r].item() != net.gain
         if norm == "batch":  # running statistics per replica, as nn.BatchNorm1d keeps them
             torch.testing.assert_close(
                 net.running_var_1[r], m.norms[1].running_var, rtol=1e-3, atol=1e-5
+            )
+            torch.testing.assert_close(
+                net.running_mean_2[r], m.norms[2].running_mean, rtol=1e-3, atol=1e-5
             )

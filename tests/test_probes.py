@@ -165,7 +165,7 @@ def test_probes_in_chunks_of_replicas_equal_probes_of_all_at_once(norm):
     net = BatchedMLP(cfg, 4, 3, seeds=[0, 1, 2, 3, 4])
     gen = torch.Generator().manual_seed(1)
     x, y = torch.randn(5, 9, 4, generator=gen), torch.randint(0, 3, (5, 9), generator=gen)
-    per_replica = 3 * 9 * 6 * 4 * 4  # probe_chunk's bytes per replica
+    per_replica = 4 * 9 * 6 * 4 * 4  # probe_chunk's bytes per replica
     assert probe_chunk(net, 9) == 5 and probe_chunk(net, 9, per_replica * 2) == 2
     assert probe_chunk(net, 9, 1) == 1
     whole = measure(net, x, y)

@@ -24,17 +24,22 @@ from typing import Any
 
 from vanishing import settings as S
 from vanishing.inits import bias_variance, hidden_scales, is_named, resolve_init, resolve_sigma_w2
-from vanishing.settings import INV_SQRT_DEPTH, format_value
+from vanishing.settings import FIXUP, INV_SQRT_DEPTH, SKIPINIT, format_value
 
 MAIN = "main"  # the sub-grid of a study configured with a single `grid:`
 
 
 def branch_gain(residual_scale: float | str, depth: int) -> float:
-    """The residual branch's gain alpha in x_l = x_{l-1} + alpha phi(a_l): ``residual_scale``
-    as a number (also spelt as text, as a table may hold it), or 1 / sqrt(depth) for
-    ``inv_sqrt_depth``."""
+    """The residual branch's gain alpha at init (x_l = x_{l-1} + alpha * branch_l, see
+    ``training/models.py``): ``residual_scale`` as a number (also spelt as text, as a table may
+    hold it), 1 / sqrt(depth) for ``inv_sqrt_depth``, and the learnable gain's initial value
+    for ``skipinit`` (0) and ``fixup`` (1)."""
     if residual_scale == INV_SQRT_DEPTH:
         return float(depth) ** -0.5
+    if residual_scale == SKIPINIT:
+        return 0.0
+    if residual_scale == FIXUP:
+        return 1.0
     return float(residual_scale)
 
 

@@ -24,6 +24,9 @@ from vanishing.inits import INITS
 from vanishing.meanfield import CHI_PREFIX, CRITICAL, parse_target
 
 INV_SQRT_DEPTH = "inv_sqrt_depth"  # residual_scale = 1 / sqrt(depth)
+SKIPINIT = "skipinit"  # residual_scale: a learnable gain per block, 0 at init (SkipInit / ReZero)
+FIXUP = "fixup"  # residual_scale: learnable gain 1, branch's Linear 0 at init (Fixup, one layer)
+LEARNED_SCALES = (SKIPINIT, FIXUP)
 DEFAULT_LRS = (0.003, 0.01, 0.03, 0.1, 0.3)
 PARTS = ("data", "model", "train")
 DATASETS = ("digits", "mnist1d")
@@ -31,6 +34,7 @@ NORMS = ("none", "batch", "layer")
 OPTIMIZERS = ("sgd", "adam", "lnsgd")
 ARCHS = ("mlp",)  # the architectures (issue 17 adds cnn, issue 18 recurrent nets)
 BLOCKS = ("branch_act", "post", "pre")  # residual blocks; see training/models.py
+DEFAULT_BLOCK = "pre"  # He et al. (2016b): a clean identity path, a centred branch
 AUTO = "auto"
 
 
@@ -61,8 +65,17 @@ def parse_sigma_w2(text) -> float | str:
 
 
 def parse_residual_scale(text) -> float | str:
-    """A number, or ``inv_sqrt_depth`` (1 / sqrt(depth))."""
-    return INV_SQRT_DEPTH if text == INV_SQRT_DEPTH else float(text)
+    """A number, ``inv_sqrt_depth`` (1 / sqrt(depth)), ``skipinit`` or ``fixup`` (learnable
+    gains; see ``training/models.py``)."""
+    if text in (INV_SQRT_DEPTH, *LEARNED_SCALES):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(
+            f"residual_scale must be a number, {INV_SQRT_DEPTH}, {SKIPINIT} or {FIXUP}; "
+            f"got {text!r}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -106,7 +119,7 @@ SETTINGS: tuple[Setting, ...] = (
     # Var(W) * fan_in and Var(b), overriding the init scheme's scale where not ``auto``
     Setting("sigma_w2", "model", parse_sigma_w2, AUTO, init=True),
     Setting("sigma_b2", "model", parse_scale, AUTO, init=True),
-    Setting("block", "model", str, "branch_act", init=True, choices=BLOCKS, only_if="residual"),
+    Setting("block", "model", str, DEFAULT_BLOCK, init=True, choices=BLOCKS, only_if="residual"),
     Setting("residual_scale", "model", parse_residual_scale, 1.0, init=True, only_if="residual"),
     Setting("optimizer", "train", str, "sgd", choices=OPTIMIZERS),
     Setting("lr", "train", float, DEFAULT_LRS, replica=True),

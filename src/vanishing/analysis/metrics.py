@@ -15,6 +15,10 @@ Conventions:
 - A diverged run counts as chance accuracy (``1 / n_classes``); its losses stay NaN.
 - ``log10_grad_ratio_*`` = log10(grad_preact_rms at layer 1 / at layer ``depth``): negative when
   the gradient shrinks toward the input; ``abs_*`` is its distance from balanced flow.
+- ``log10_stream_ratio_*`` = log10(grad_stream_rms at layer 1 / at layer ``depth``): in a
+  residual net the gradient on the stream across blocks 2..depth, with no branch gain and no
+  stem factor in it (which the layer-1/top ratio of ``grad_preact_rms`` carries: layer 1 has no
+  skip and no alpha); in a plain net the gradient on the layers' outputs.
 - **Censoring.** A gradient below float32's smallest normal number (``FLOAT32_TINY``, 1.2e-38;
   exactly 0 once it underflows) is not measured, only bounded. Such a ratio enters at its bound,
   log10(FLOAT32_TINY / top layer's rms), which understates the decay (``*_censored`` says so).
@@ -56,6 +60,8 @@ METRICS = {
         Metric("log10_grad_ratio_init", "init", "log10 of layer-1 / top gradient rms, step 0"),
         Metric("abs_log10_grad_ratio_init", "init", "distance from balanced flow at step 0"),
         Metric("saturation_init", "init", "saturated or dead fraction, mean over layers, step 0"),
+        Metric("log10_stream_ratio_init", "init", "log10 stream gradient x_1 / x_depth, step 0"),
+        Metric("abs_log10_stream_ratio_init", "init", "its distance from balanced flow"),
         Metric("final_test_accuracy", "trained", "test accuracy after training"),
         Metric("final_val_accuracy", "trained", "validation accuracy after training"),
         Metric("final_train_loss", "trained", "training loss after training"),
@@ -63,6 +69,7 @@ METRICS = {
         Metric("abs_log10_grad_ratio_early", "trained", "distance from balanced flow, early"),
         Metric("log10_grad_ratio_final", "trained", "log10 ratio at the last probe"),
         Metric("abs_log10_grad_ratio_final", "trained", "distance from balanced flow, at the end"),
+        Metric("log10_stream_ratio_final", "trained", "log10 stream gradient ratio at the end"),
         Metric("log10_distance_ratio_final", "trained", "log10 layer-1 / top distance moved"),
         Metric("unchanged_layer1_final", "trained", "fraction of layer-1 weights bitwise at init"),
         Metric("saturation_final", "trained", "saturated or dead fraction, mean over layers, end"),
@@ -123,6 +130,10 @@ def _gradient_metrics(layers: pd.DataFrame) -> pd.DataFrame:
         ratio, censored = _log_ratio(_ends(layers, "grad_preact_rms", steps))
         out[f"log10_grad_ratio_{name}"] = ratio
         out[f"grad_ratio_{name}_censored"] = censored
+        if "grad_stream_rms" in layers:  # tables written before the stream was probed lack it
+            ratio, censored = _log_ratio(_ends(layers, "grad_stream_rms", steps))
+            out[f"log10_stream_ratio_{name}"] = ratio
+            out[f"stream_ratio_{name}_censored"] = censored
     if "weight_distance_rel" in layers:  # tables written before weights were probed lack it
         dist = _ends(layers, "weight_distance_rel", last)
         # a layer that did not move at all moved less than float32 can register: its ratio is
@@ -203,6 +214,8 @@ def derive(
     for name in ("init", "early", "final"):
         if f"log10_grad_ratio_{name}" in out:
             out[f"abs_log10_grad_ratio_{name}"] = out[f"log10_grad_ratio_{name}"].abs()
+    if "log10_stream_ratio_init" in out:
+        out["abs_log10_stream_ratio_init"] = out["log10_stream_ratio_init"].abs()
     if "reset_test_accuracy" in out:
         out["reset_drop"] = out["final_test_accuracy"] - out["reset_test_accuracy"].astype(float)
     if "saturation_final" in out:

@@ -37,6 +37,7 @@ import pandas as pd
 from scipy import special, stats
 
 from vanishing import activations
+from vanishing.analysis import blocks
 from vanishing.config import branch_gain
 from vanishing.inits import bias_variance, resolve_init, resolve_sigma_w2, sigma_w2
 from vanishing.meanfield import (  # noqa: F401 (the quadrature, maps and scales, re-exported)
@@ -51,7 +52,7 @@ from vanishing.meanfield import (  # noqa: F401 (the quadrature, maps and scales
     variance_map,
     xi_c,
 )
-from vanishing.settings import INIT_KEYS, NORMS, parse_scale, parse_sigma_w2
+from vanishing.settings import DEFAULT_BLOCK, FIXUP, INIT_KEYS, NORMS, parse_scale, parse_sigma_w2
 
 FLAT = 1e-9  # |predicted slope| below this is flat: no relative error
 # A group is one network at step 0: every setting that changes it, with the concrete init scheme
@@ -107,23 +108,27 @@ def _norm_gain(norm: str, q: float, batch_var: float) -> float:
 
 
 def _forward(activation, norm, residual, sw2, sb2, m0, alpha=1.0):
-    """Per-layer (a_l, k_l) arrays (depth, n): E[phi'(u_l)^2] and the norm's gain 1 / s_l^2,
+    """Per-layer (a_l, k_l, c_l) arrays (depth, n): E[phi'(u_l)^2], the norm's gain 1 / s_l^2
+    and the coherent mode's factor (``blocks.coherent_gain``; 1 with a norm or without a skip),
     for n inputs whose second moments (mean of x^2 over features) are m0 (n,); a skip adds
-    alpha * phi(a_l)."""
+    alpha * phi(a_l) (the ``branch_act`` block)."""
     depth = len(sw2)
     a, k = np.empty((depth, len(m0))), np.empty((depth, len(m0)))
+    c = np.ones((depth, len(m0)))
     # of x_{l-1}: E[x^2], mean over units, variance over the batch (inputs are standardised)
     p, mu, v = m0, np.zeros_like(m0), m0
     for i in range(depth):
         q = sw2[i] * p + sb2[i]
         k[i] = _norm_gain(norm, q, sw2[i] * v)
+        if residual and i > 0 and norm == "none":
+            c[i] = blocks.coherent_gain(activation, q, mu, sw2[i], alpha)
         m1, m2, a[i] = moments(activation, q if norm == "none" else np.ones_like(q))
         if residual and i > 0:
             p, mu = p + 2.0 * alpha * mu * m1 + alpha**2 * m2, mu + alpha * m1
             v = v + alpha**2 * (m2 - m1**2)
         else:
             p, mu, v = m2, m1, m2 - m1**2
-    return a, k
+    return a, k, c
 
 
 def predicted_profile(
@@ -138,6 +143,7 @@ def predicted_profile(
     residual_scale: float | str = 1.0,
     sigma_w2: float | str = "auto",
     sigma_b2: float | str = "auto",
+    block: str = "branch_act",
 ) -> np.ndarray | None:
     """Predicted log10 grad_preact_rms per layer (depth,), relative to layer ``depth`` (= 0).
 
@@ -152,11 +158,15 @@ def predicted_profile(
     the mean input gives). Batch norm pools examples in its statistics: it uses the mean.
 
     Every norm (none, batch, layer) with or without the skip has a form (see the module
-    docstring); the skip's branch carries the gain alpha of ``residual_scale``, so that
-    G_{l-1} = G_l (1 + alpha^2 sigma_w2 k a) and E||dL/dh_l||^2 = alpha^2 k a G_l for l >= 2.
-    None only where it is not finite (the forward variances overflow, or a norm meets a
-    zero-variance input). ``sigma_w2`` and ``sigma_b2`` are the settings of that name
-    (``_layer_scales``).
+    docstring); the skip's branch carries the gain alpha of ``residual_scale`` (its value at
+    init for the learnable gains; ``fixup``'s blocks have zero weights). ``block`` (with a
+    skip): ``branch_act`` gives G_{l-1} = G_l (1 + alpha^2 sigma_w2 k a) and E||dL/dh_l||^2 =
+    alpha^2 k a G_l for l >= 2, plus, without a norm, the coherent mode of its non-centred
+    branch (``blocks.coherent_gain``): G_l = G_l(independent part) + G_l(coherent part); ``pre``
+    and ``post`` have the maps of ``vanishing.analysis.blocks``. None only where it is not
+    finite (the forward variances overflow, a norm meets a zero-variance input, or alpha = 0:
+    skipinit's blocks pass no gradient to h_l at init). ``sigma_w2`` and ``sigma_b2`` are the
+    settings of that name (``_layer_scales``).
     """
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {list(NORMS)}, got {norm!r}")
@@ -167,21 +177,43 @@ def predicted_profile(
         m0 = m0.mean(keepdims=True)
     scheme = resolve_init(init_scheme, activation)
     sw2, sb2 = _layer_scales(scheme, depth, width, input_dim, sigma_w2, sigma_b2, activation)
+    residual = bool(residual)
     alpha = branch_gain(residual_scale, depth) if residual else 1.0
+    if residual and residual_scale == FIXUP:  # the blocks' Linear starts at 0
+        sw2[1:], sb2[1:] = 0.0, 0.0
+    coherent = None
     with np.errstate(all="ignore"):
-        a, k = _forward(activation, norm, bool(residual), sw2, sb2, m0, alpha)  # (depth, n)
-        skip = (np.arange(depth) > 0) & bool(residual)
-        r = skip.astype(float)[:, None]
-        gain2 = np.where(skip, alpha**2, 1.0)[:, None]  # the branch's gain, squared
-        log_g = np.log10(r + gain2 * sw2[:, None] * k * a)  # log10 G_{l-1} / G_l, l = 1..depth
-        # log10 G_l - log10 G_depth = sum of the steps from layers l+1..depth
-        log_g_rel = np.vstack([np.cumsum(log_g[:0:-1], axis=0)[::-1], np.zeros(len(m0))])
-        log_rms2 = np.log10(gain2 * k * a) + log_g_rel  # (depth, n), relative to its G_depth
+        if residual and block in ("pre", "post"):
+            maps = blocks.pre_maps if block == "pre" else blocks.post_maps
+            m0 = blocks.example_bins(m0)
+            step, own = maps(activation, norm, sw2, sb2, m0, alpha)  # (depth, n)
+        else:
+            a, k, c = _forward(activation, norm, residual, sw2, sb2, m0, alpha)  # (depth, n)
+            skip = (np.arange(depth) > 0) & residual
+            r = skip.astype(float)[:, None]
+            gain2 = np.where(skip, alpha**2, 1.0)[:, None]  # the branch's gain, squared
+            step = r + gain2 * sw2[:, None] * k * a  # G_{l-1} / G_l, l = 1..depth
+            own = gain2 * k * a
+            coherent = c if bool((c != 1.0).any()) else None
+        log_g_rel = _log_rel(np.log10(step))
+        if coherent is not None:  # two modes: the coherent one starts at 1/width of G_depth
+            log_coh = _log_rel(2.0 * np.log10(coherent)) - np.log10(width)
+            log_g_rel = np.logaddexp(
+                (log_g_rel + np.log10(1.0 - 1.0 / width)) * np.log(10.0), log_coh * np.log(10.0)
+            ) / np.log(10.0)
+        log_rms2 = np.log10(own) + log_g_rel  # (depth, n), relative to its G_depth
         # log10 of the mean over examples of 10^log_rms2, without overflow
         mean_log_rms2 = special.logsumexp(log_rms2 * np.log(10.0), axis=1) - np.log(len(m0))
         mean_log_rms2 /= np.log(10.0)
-    profile = 0.5 * (mean_log_rms2 - mean_log_rms2[-1])
+        profile = 0.5 * (mean_log_rms2 - mean_log_rms2[-1])
     return profile if np.all(np.isfinite(profile)) else None
+
+
+def _log_rel(log_step: np.ndarray) -> np.ndarray:
+    """log10 G_l - log10 G_depth (depth, n) from log10 G_{l-1} / G_l per layer (depth, n):
+    the sum of the steps of layers l+1..depth."""
+    n = log_step.shape[1]
+    return np.vstack([np.cumsum(log_step[:0:-1], axis=0)[::-1], np.zeros(n)])
 
 
 def predicted_slope(*args, **kwargs) -> float:
@@ -265,8 +297,20 @@ def _predictions(df: pd.DataFrame, probe_inputs: pd.DataFrame) -> dict[tuple, np
             k["residual_scale"],
             k.get("sigma_w2", "auto"),
             k.get("sigma_b2", "auto"),
+            k.get("block", DEFAULT_BLOCK),
         )
     return out
+
+
+def theory_label(group: dict) -> str:
+    """Which form predicts a group: the norm's (``THEORY``), and for a residual net its block
+    (``+pre``, ``+post``; ``+branch_act``, ``+coherent`` where its coherent mode enters)."""
+    label = THEORY[group["norm"]]
+    if str(group["residual"]).lower() != "true":
+        return label
+    block = group.get("block", DEFAULT_BLOCK)
+    coherent = block == "branch_act" and group["norm"] == "none"
+    return f"{label}+{block}" + ("+coherent" if coherent else "")
 
 
 def _relative_error(measured: float, predicted: float) -> float:
@@ -309,6 +353,7 @@ def theory_table(
     rows = []
     for key, s in seed_slopes.groupby(level=list(GROUP), sort=True):
         profile = predictions[key]
+        k = dict(zip(GROUP, key, strict=True))
         pred = np.nan if profile is None else fit_slope(np.arange(1, len(profile) + 1), profile)
         mean, low, high = mean_ci(s)
         rows.append(
@@ -321,7 +366,7 @@ def theory_table(
                 "measured_slope_ci_low": low,
                 "measured_slope_ci_high": high,
                 "relative_error": _relative_error(mean, pred),
-                "theory": "none" if profile is None else THEORY[key[GROUP.index("norm")]],
+                "theory": "none" if profile is None else theory_label(k),
             }
         )
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))

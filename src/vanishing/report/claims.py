@@ -291,14 +291,30 @@ def judge_relu(t, grids, keys) -> dict:
     return judged(parts, decisive)
 
 
+BLOCKS_GRID = "blocks"  # the default study's step-0 profiles of the post and branch_act blocks
+
+
+def block_note(r) -> str:
+    """`` (pre block, residual_scale inv_sqrt_depth)`` for a residual group's row (every block
+    and branch gain is judged), else nothing."""
+    if str(r.get("residual", "")).lower() != "true" or "block" not in r:
+        return ""
+    scale = f", residual_scale {r['residual_scale']}" if "residual_scale" in r else ""
+    return f" ({r['block']} block{scale})"
+
+
 def judge_theory(t, grids, keys) -> dict:
     """Claim 11 (this study's own). For every group at depth >= 8 with a prediction (plain,
-    batch norm, layer norm, residual; the known misses included), the measured per-layer slope
+    batch norm, layer norm, residual with each block: pre, post, branch_act; the known misses
+    included), the measured per-layer slope
     of log10 grad_preact_rms at init is within 15% of the mean-field prediction (or, for a flat
     prediction, the prediction lies in the measured 95% interval). A miss: outside 15% and the
     prediction outside the interval; null: within neither, or inside the interval only."""
     grid = choose_grid(t["theory"], grids)
     theory = rows(t["theory"], grid, DEEP)
+    extra = rows(t["theory"], BLOCKS_GRID, DEEP) if grid != BLOCKS_GRID else pd.DataFrame()
+    if len(extra):  # the other blocks' step-0 profiles, where a study has them apart
+        theory = pd.concat([theory, extra], ignore_index=True)
     if len(theory):
         theory = theory[
             np.isfinite(theory["predicted_slope"]) & np.isfinite(theory["measured_slope"])
@@ -314,8 +330,8 @@ def judge_theory(t, grids, keys) -> dict:
     def line(r, m):
         return (
             f"{r['activation']} ({r['init_scheme']}), norm {r['norm']}, residual {r['residual']}"
-            f", depth {int(r['depth'])}: predicted {num(r['predicted_slope'])}, measured "
-            f"{num(r['measured_slope'])} [{num(r['measured_slope_ci_low'])}, "
+            f"{block_note(r)}, depth {int(r['depth'])}: predicted {num(r['predicted_slope'])}, "
+            f"measured {num(r['measured_slope'])} [{num(r['measured_slope_ci_low'])}, "
             f"{num(r['measured_slope_ci_high'])}], relative error {num(r['relative_error'], 2)}, "
             f"{int(r['n_seeds'])} seeds {MARK[m]}"
         )

@@ -4,19 +4,36 @@ Every parameter carries a leading replica dimension R, so one batched matrix pro
 replicas of a cell (seeds x learning rates). For these tiny models per-operation overhead, not
 arithmetic, dominates the step time; batching divides it by R.
 
-The block (one place, used by every cell), for hidden layer l = 1..depth:
+``depth`` counts hidden weight layers; each has one Linear, h_l = x_{l-1} W_l + b_l (R, B,
+width), the pre-activation probed as ``grad_preact_rms``. Layer 1 (the stem) changes the width
+(input_dim -> width) and is the same in every net: x_1 = phi(norm(h_1)), norm being identity,
+batch norm or layer norm (the post-norm order of Ioffe & Szegedy 2015). A plain net repeats the
+stem. In a residual net every later layer l = 2..depth is one block whose branch holds the
+layer's Linear (one linear layer per branch, so depth still counts weight layers) and whose
+skip is the identity, the branch scaled by alpha (``model.residual_scale``):
 
-    h_l = x_{l-1} W_l + b_l                  # the pre-activation probed as grad_preact_rms
-    a_l = norm(h_l)                          # identity, batch norm or layer norm
-    x_l = phi(a_l)                    if l == 1 or not residual
-    x_l = x_{l-1} + alpha * phi(a_l)  otherwise   # identity skip around the whole block
+    pre        x_l = x_{l-1} + alpha * h_l,  h_l = phi(norm(x_{l-1})) W_l + b_l
+    post       x_l = phi(x_{l-1} + alpha * norm(h_l)),  h_l = x_{l-1} W_l + b_l
+    branch_act x_l = x_{l-1} + alpha * phi(norm(h_l)),  h_l = x_{l-1} W_l + b_l
 
-This is the post-norm order (Linear -> norm -> activation) of Ioffe & Szegedy (2015). The skip
-adds the block's input to its output without a non-linearity on the sum, so the identity path
-from the top to the bottom is clean, as in He et al. (2016, "Identity mappings"). The first layer
-changes the width (input_dim -> width) and so has no skip. Logits: x_depth W_out + b_out.
-alpha (``model.residual_scale``) is 1 by default; 1/sqrt(depth) keeps a deep residual net
-without a norm from exploding (each block then adds O(1/depth) to the variance).
+``pre`` is the pre-activation unit of He et al. (2016b, "Identity mappings"): norm ->
+activation -> Linear in the branch and nothing after the sum, so the path from the top to the
+stem is the identity. ``post`` is the original unit of He et al. (2016): the branch ends in its
+(last) Linear and the norm, and the activation follows the sum. Both branches end in a Linear
+(and norm) with zero-mean weights, so they are centred at init. ``branch_act`` is the study's
+first block, kept as a control: its branch ends in the activation, non-negative for relu and
+gelu, so every block adds a mean to the stream (a deep relu net without a norm explodes at init
+even with alpha = 1/sqrt(depth); see docs/theory.md). The classifier reads x_depth: no final
+norm-activation (He et al. 2016b put one there), so that its input is the stream itself in
+every block. ``x_l`` is the residual stream probed as ``stream_rms`` and ``grad_stream_rms``.
+
+alpha: a number, 1/sqrt(depth) (``inv_sqrt_depth``: each block then adds O(1/depth) to the
+variance), or a learnable scalar per block and replica: ``skipinit`` starts it at 0 (SkipInit,
+De & Smith 2020; ReZero, Bachlechner et al. 2021: every block is the identity at init);
+``fixup`` starts it at 1 and the branch's Linear (W_l and b_l) at 0 (Fixup, Zhang et al. 2019,
+for one-layer branches: its rescaling of the branch's inner layers, L^(-1/(2m-2)), has no layer
+to act on when m = 1, and the zero classifier and scalar biases are left out: a zero
+classifier makes every hidden gradient exactly 0 at step 0, leaving nothing to probe).
 
 Replicas never interact: batch-norm statistics are per replica, and the loss of the batch is the
 sum of the replicas' own mean losses, so each replica's gradient is its own.
@@ -34,6 +51,7 @@ from torch import nn
 from vanishing import activations
 from vanishing.config import ModelConfig
 from vanishing.inits import bias_variance, uniform_bound, weight_variance
+from vanishing.settings import FIXUP, LEARNED_SCALES
 from vanishing.training.norms import (
     BatchNorm,
     LayerNorm,
@@ -103,30 +121,44 @@ def draw_linear(
     return w.t().contiguous(), b
 
 
+def skip_add(x: torch.Tensor, y: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
+    """x + alpha * y in one op (a new tensor); alpha a number or per replica (R, 1, 1)."""
+    if isinstance(alpha, torch.Tensor):
+        return torch.addcmul(x, y, alpha)
+    return torch.add(x, y, alpha=alpha)
+
+
 class BatchedMLP(nn.Module):
     """R MLPs of one architecture; inputs (R, B, input_dim) -> logits (R, B, n_classes)."""
 
     def __init__(self, cfg: ModelConfig, input_dim: int, n_classes: int, seeds: list[int]):
         super().__init__()
-        if cfg.residual and cfg.block != "branch_act":
-            raise NotImplementedError(f"block {cfg.block!r} is not built yet")
         self.cfg = cfg
         self.n_replicas = R = len(seeds)
         self.gain = cfg.branch_gain
+        self.block = cfg.block if cfg.residual else None
+        learned = cfg.residual and cfg.residual_scale in LEARNED_SCALES
         self.bn_momentum = BN_MOMENTUM
         self.act, self.act_ = activation_fns(cfg.activation)
         dims = [input_dim] + [cfg.width] * cfg.depth + [n_classes]
         sw2, sb2 = cfg.sigma_w2_resolved, cfg.sigma_b2
         ws: list[list[torch.Tensor]] = [[] for _ in range(cfg.depth + 1)]
         bs: list[list[torch.Tensor]] = [[] for _ in range(cfg.depth + 1)]
+        zero = cfg.residual and cfg.residual_scale == FIXUP  # the blocks' Linear starts at 0
         for seed in seeds:
             gen = torch.Generator().manual_seed(replica_seeds(seed)[0])
             for i in range(cfg.depth + 1):
                 w, b = draw_linear(gen, cfg.init_scheme, dims[i], dims[i + 1], sw2, sb2)
+                if zero and 0 < i < cfg.depth:  # drawn all the same: one stream per seed
+                    w, b = torch.zeros_like(w), torch.zeros_like(b)
                 ws[i].append(w)
                 bs[i].append(b)
         self.weights = nn.ParameterList([nn.Parameter(torch.stack(w)) for w in ws])  # (R,in,out)
         self.biases = nn.ParameterList([nn.Parameter(torch.stack(b)) for b in bs])  # (R, out)
+        if learned:  # one scalar gain per block (layers 2..depth) and replica
+            self.gains = nn.ParameterList(
+                [nn.Parameter(torch.full((R,), self.gain)) for _ in range(cfg.depth - 1)]
+            )
         if cfg.norm != "none":
             shape = (R, cfg.width)
             self.gammas = nn.ParameterList(
@@ -146,9 +178,9 @@ class BatchedMLP(nn.Module):
 
     def layers(self, replicas: slice | None = None) -> list[tuple]:
         """Per layer, the hidden ones then the classifier: (W, b, gamma, beta, running_mean,
-        running_var), None where a layer has no such tensor; with ``replicas``, views of
-        those replicas only. (Cached: looking parameters up by name costs more than some of
-        the ops that use them.)"""
+        running_var, gain), None where a layer has no such tensor (gain: a block's learnable
+        alpha (R,)); with ``replicas``, views of those replicas only. (Cached: looking
+        parameters up by name costs more than some of the ops that use them.)"""
         if getattr(self, "_layers", None) is None:
             depth, norm = self.cfg.depth, self.cfg.norm
             none = [None] * depth
@@ -159,10 +191,12 @@ class BatchedMLP(nn.Module):
                 else none
                 for s in ("mean", "var")
             ]
+            gains = [None, *self.gains] if hasattr(self, "gains") else none
             hidden = zip(
-                self.weights[:depth], self.biases[:depth], gammas, betas, *stats, strict=True
-            )
-            top = (self.weights[depth], self.biases[depth], None, None, None, None)
+                self.weights[:depth], self.biases[:depth], gammas, betas, *stats, gains,
+                strict=True,
+            )  # fmt: skip
+            top = (self.weights[depth], self.biases[depth], None, None, None, None, None)
             self._layers = [*hidden, top]
         if replicas is None:
             return self._layers
@@ -173,7 +207,7 @@ class BatchedMLP(nn.Module):
         (R, B, width). With ``scratch`` the norm may overwrite h, and with batch norm h then
         excludes the Linear's bias, which the norm cancels (see ``norms.BatchNorm``); batch
         norm appends its batch statistics to ``batch_stats`` unless that is None."""
-        _, bias, gamma, beta, running_mean, running_var = layer
+        _, bias, gamma, beta, running_mean, running_var, _ = layer
         if self.cfg.norm == "layer":
             return LayerNorm.apply(h, gamma, beta, scratch)
         bias = bias if scratch else None
@@ -187,33 +221,54 @@ class BatchedMLP(nn.Module):
         update_stats: bool = True,
         keep: bool | Callable[[int, torch.Tensor, torch.Tensor], None] = False,
         layers: list[tuple] | None = None,
+        stream: Callable[[int, torch.Tensor], None] | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-        """Logits (R, B, n_classes). ``keep``: True to return also each layer's h_l and a_l
-        (R, B, width) in two lists; or a function, called with (l, h_l, a_l) as each layer
-        makes them (l = 0 nearest the input) instead: nothing is kept, and afterwards the
-        layer may overwrite them in place (a hook on h_l still sees dL/dh_l). ``layers``:
-        ``self.layers(replicas)`` to run some replicas only (x holds those)."""
+        """Logits (R, B, n_classes). ``keep``: True to return also each layer's h_l and the
+        activation's input (a_l = norm(h_l); in a ``pre`` block norm(x_{l-1}), in a ``post``
+        block the sum) (R, B, width) in two lists; or a function, called with (l, h_l, a_l) as
+        each layer makes them (l = 0 nearest the input) instead: nothing is kept, and
+        afterwards the layer may overwrite them in place (a hook on h_l still sees dL/dh_l).
+        ``stream``: a function called with (l, x_l), each layer's output (the residual
+        stream), as it is made. ``layers``: ``self.layers(replicas)`` to run some replicas only
+        (x holds those)."""
         preacts, acts = [], []
         *hidden, (w_out, b_out, *_) = self.layers() if layers is None else layers
-        normed, residual = self.cfg.norm != "none", self.cfg.residual
+        normed, block = self.cfg.norm != "none", self.block
         # batch norm cancels the bias: it goes to the norm instead of being added to every h
-        scratch, fold = keep is not True, self.cfg.norm == "batch" and not keep
+        # (not in pre blocks, whose norm acts on the stream, not on h)
+        scratch = keep is not True
+        fold = self.cfg.norm == "batch" and not keep and block != "pre"
         update = update_stats and self.cfg.norm == "batch" and self.training
         batch_stats = [] if update else None
         for i, layer in enumerate(hidden):
-            h = torch.bmm(x, layer[0])  # (R, B, width)
-            if not fold:
-                h.add_(layer[1].unsqueeze(1))
-            a = self.normalize(layer, h, batch_stats, scratch) if normed else h
+            kind = block if i > 0 else None  # the stem (and every layer of a plain net)
+            alpha = self.gain if layer[6] is None else layer[6].view(-1, 1, 1)
+            if kind == "pre":
+                a = self.normalize(layer, x, batch_stats, False) if normed else x
+                # in place only on the norm's fresh output, and not while a probe looks at a
+                y = self.act_(a) if (normed and not keep) else self.act(a)
+                h = torch.baddbmm(layer[1].unsqueeze(1), y, layer[0])  # (R, B, width)
+            else:
+                h = torch.bmm(x, layer[0])  # (R, B, width)
+                if not fold:
+                    h.add_(layer[1].unsqueeze(1))
+                a = self.normalize(layer, h, batch_stats, scratch) if normed else h
+                if kind == "post":
+                    a = skip_add(x, a, alpha)  # the activation's input: the sum
             if keep is True:
                 preacts.append(h)
                 acts.append(a)
-                y = self.act(a)
+            elif keep:
+                keep(i, h, a)
+            if kind == "pre":
+                x = skip_add(x, h, alpha)
+            elif kind == "branch_act":
+                y = self.act(a) if keep is True else self.act_(a)
+                x = skip_add(x, y, alpha)
             else:
-                if keep:
-                    keep(i, h, a)
-                y = self.act_(a)
-            x = torch.add(x, y, alpha=self.gain) if (residual and i > 0) else y
+                x = self.act(a) if keep is True else self.act_(a)
+            if stream is not None:
+                stream(i, x)
         logits = torch.baddbmm(b_out.unsqueeze(1), x, w_out)
         if update:
             means, variances = ([layer[i] for layer in hidden] for i in (4, 5))
@@ -223,10 +278,13 @@ class BatchedMLP(nn.Module):
         return logits, preacts, acts
 
     def layer_keys(self, layers: int) -> list[str]:
-        """State-dict keys of the parameters of hidden layers 1..``layers`` (W, b, norm gains)."""
+        """State-dict keys of the parameters of hidden layers 1..``layers`` (W, b, norm gains,
+        learnable branch gains)."""
         keys = [f"weights.{i}" for i in range(layers)] + [f"biases.{i}" for i in range(layers)]
         if self.cfg.norm != "none":
             keys += [f"gammas.{i}" for i in range(layers)] + [f"betas.{i}" for i in range(layers)]
+        if hasattr(self, "gains"):  # the blocks' learnable alphas (layer 1 has none)
+            keys += [f"gains.{i}" for i in range(layers - 1)]
         return keys
 
     @torch.no_grad()

@@ -9,6 +9,12 @@ Quantities, each of shape (R, depth) with layer 1 nearest the input:
   vanishes.
 - ``grad_weight_norm``: Frobenius norm of d(mean_i loss_i)/dW_l. It can stay flat across layers
   while the signal above vanishes, because it also scales with the layer's input.
+- ``grad_stream_rms``: sqrt(mean_i ||dL/dx_l[i]||^2), x_l the layer's output: in a residual net
+  the residual stream after block l (layer 1: the stem's output, the input of block 2), in a
+  plain net phi(a_l). Across the blocks of a residual net no branch gain or first-layer factor
+  enters its ratios: dL/dx_1 / dL/dx_depth spans exactly blocks 2..depth.
+- ``stream_rms``: sqrt(mean over examples and units of x_l^2), the forward size of that
+  stream (of the layer's output in a plain net), at every probe.
 - ``saturation``: for saturating activations (sigmoid, tanh), the fraction of (example, unit)
   pairs where phi'(a) < 5% of its maximum (a = the activation's input); for rectifying ones
   (relu, gelu), the fraction of units whose input is <= 0 on every probe example (inactive, or
@@ -56,7 +62,7 @@ from vanishing import activations
 from vanishing.activations import SATURATION_LEVEL
 from vanishing.training.models import BatchedMLP, activation_fns, replica_losses
 
-GRADIENTS = ("grad_preact_rms", "grad_weight_norm", "saturation")
+GRADIENTS = ("grad_preact_rms", "grad_weight_norm", "saturation", "grad_stream_rms", "stream_rms")
 WEIGHTS = ("weight_update_rel", "weight_distance_rel", "weight_unchanged")
 FORWARD = ("forward_q", "forward_c")
 QUANTITIES = GRADIENTS + WEIGHTS + FORWARD  # the columns of layer_gradients.csv, in this order
@@ -120,9 +126,9 @@ def frobenius(g: torch.Tensor) -> torch.Tensor:
 
 def probe_chunk(net: BatchedMLP, probe_size: int, max_bytes: int = PROBE_BYTES) -> int:
     """How many replicas one pass of the probe takes: what it keeps per replica and layer (the
-    tensors autograd saves, at most two (probe_size, width) ones, and a gradient in flight)
+    tensors autograd saves, at most three (probe_size, width) ones, and a gradient in flight)
     times the replicas stays under ``max_bytes``; at least 1."""
-    per_replica = 3 * probe_size * net.cfg.width * net.cfg.depth * 4
+    per_replica = 4 * probe_size * net.cfg.width * net.cfg.depth * 4
     return max(1, min(net.n_replicas, max_bytes // per_replica))
 
 
@@ -156,18 +162,26 @@ def _measure(net: BatchedMLP, x, y, replicas: slice) -> dict[str, torch.Tensor]:
     sat: list[torch.Tensor | None] = [None] * depth
     fq: list[torch.Tensor | None] = [None] * depth
     fc: list[torch.Tensor | None] = [None] * depth
+    stream_grad: list[torch.Tensor | None] = [None] * depth
+    stream: list[torch.Tensor | None] = [None] * depth
 
-    def reduce_grad(layer: int, g: torch.Tensor) -> None:
-        rms[layer] = frobenius(g) / n**0.5  # sqrt(mean_i ||dL/dh_l[i]||^2)
+    def reduce_grad(out: list, layer: int, g: torch.Tensor) -> None:
+        out[layer] = frobenius(g) / n**0.5  # sqrt(mean_i ||dL/dh_l[i]||^2), likewise x_l
 
     def reduce_layer(layer: int, h: torch.Tensor, a: torch.Tensor) -> None:
-        h.register_hook(functools.partial(reduce_grad, layer))
+        h.register_hook(functools.partial(reduce_grad, rms, layer))
         with torch.no_grad():
             sat[layer] = saturation(net.cfg.activation, a)
         fq[layer], fc[layer] = forward_moments(h)
 
+    def reduce_stream(layer: int, x_l: torch.Tensor) -> None:
+        x_l.register_hook(functools.partial(reduce_grad, stream_grad, layer))
+        stream[layer] = frobenius(x_l.detach()) / x_l[0].numel() ** 0.5
+
     with torch.enable_grad():
-        logits, _, _ = net(x, update_stats=False, keep=reduce_layer, layers=layers)
+        logits, _, _ = net(
+            x, update_stats=False, keep=reduce_layer, layers=layers, stream=reduce_stream
+        )
         total = replica_losses(logits, y).sum()
         g_w = torch.autograd.grad(total, [layer[0] for layer in layers[:-1]])
     with torch.no_grad():
@@ -176,6 +190,8 @@ def _measure(net: BatchedMLP, x, y, replicas: slice) -> dict[str, torch.Tensor]:
             # ||d(mean_i loss_i) / dW_l||_F
             "grad_weight_norm": torch.stack([frobenius(g) for g in g_w], 1) / n,
             "saturation": torch.stack(sat, 1),
+            "grad_stream_rms": torch.stack(stream_grad, 1),
+            "stream_rms": torch.stack(stream, 1),
             "forward_q": torch.stack(fq, 1),
             "forward_c": torch.stack(fc, 1),
         }
