@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
-from synthetic import probe_inputs
+from synthetic import SETTING_DEFAULTS, probe_inputs
 
 from vanishing.analysis import profiles
 from vanishing.analysis.tables import build_tables, read_tables
 from vanishing.report import catalog, figures, figures_gradients
 
-BASE = dict(
+BASE = dict(  # every registered setting at its default, then this test's values
+    SETTING_DEFAULTS,
     data="digits", width=16, init="auto", residual_scale=1.0, optimizer="sgd", momentum=0.9,
     weight_decay=0.0,
     batch_size=32, epochs=3, probe_every=5,
