@@ -24,6 +24,7 @@ from typing import Any
 
 from vanishing import settings as S
 from vanishing.inits import resolve_init
+from vanishing.recurrent import check_cell
 from vanishing.settings import INV_SQRT_DEPTH, format_value
 
 MAIN = "main"  # the sub-grid of a study configured with a single `grid:`
@@ -206,6 +207,10 @@ def expand_cells(config: dict) -> list[Cell]:
         for combo in itertools.product(*(grid[k] for k in keys)):
             values = S.canonical({**fixed, **dict(zip(keys, combo, strict=True))})
             name = cell_name(values, axes)
+            try:
+                check_cell(values)
+            except ValueError as e:
+                raise ValueError(f"grids.{grid_name}, cell {name}: {e}") from None
             cell = make_cell(values, name, grid["seeds"], grid["lr"], (grid_name,))
             if name not in cells:
                 cells[name] = cell

@@ -21,14 +21,16 @@ from dataclasses import dataclass
 
 from vanishing.activations import NAMES as ACTIVATIONS
 from vanishing.inits import INITS
+from vanishing.recurrent import RECURRENT
+from vanishing.training.sequences import SEQUENCE_DATASETS
 
 INV_SQRT_DEPTH = "inv_sqrt_depth"  # residual_scale = 1 / sqrt(depth)
 DEFAULT_LRS = (0.003, 0.01, 0.03, 0.1, 0.3)
 PARTS = ("data", "model", "train")
-DATASETS = ("digits", "mnist1d")
+DATASETS = ("digits", "mnist1d", *SEQUENCE_DATASETS)
 NORMS = ("none", "batch", "layer")
 OPTIMIZERS = ("sgd", "adam")
-ARCHS = ("mlp",)  # the architectures (issue 17 adds cnn, issue 18 recurrent nets)
+ARCHS = ("mlp", *RECURRENT)  # the architectures (issue 17 adds cnn)
 BLOCKS = ("branch_act", "post", "pre")  # residual blocks; see training/models.py
 AUTO = "auto"
 
@@ -83,7 +85,9 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("data", "data", str, "digits", axis=False, init=True, choices=DATASETS),
+    Setting("data", "data", str, "digits", init=True, choices=DATASETS),
+    # the sequence tasks' length T, the recurrent nets' depth in time (0: data without time)
+    Setting("seq_len", "data", int, 0, init=True),
     Setting("arch", "model", str, "mlp", init=True, choices=ARCHS),
     Setting("activation", "model", str, arch=True, init=True, choices=ACTIVATIONS),
     Setting("depth", "model", int, arch=True, init=True),
