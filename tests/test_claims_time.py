@@ -134,3 +134,25 @@ def test_gated_claim_both_ways():
     assert against["verdict"] == "contradicted", against["evidence"]
     both = judge_time_gated({"time_runs": final_runs(0.05, 0.1, 0.6, 0.6)}, ("recurrent",), ())
     assert both["verdict"] == "inconclusive"  # 2x smaller is not "several"; both learn
+
+
+def test_time_profile_figure_draws_one_line_per_T_and_stage():
+    from vanishing.report.figures_time import plot_time_profiles
+
+    runs, layers = [], []
+    for T in (12, 20):
+        for arch in ("rnn", "gru"):
+            cell = f"{arch}{T}"
+            runs.append({**settings(arch=arch, seq_len=T), "cell": cell, "seed": 0, "lr": 0.1})
+            for step in (0, 30):
+                for t in range(1, T + 1):
+                    rms = 0.0 if (arch == "rnn" and t == 1) else 10 ** (-0.1 * (T - t))
+                    layers.append(dict(cell=cell, seed=0, lr=0.1, step=step, layer=t,
+                                       grad_preact_rms=rms))  # fmt: skip
+    fig = plot_time_profiles(pd.DataFrame(layers), pd.DataFrame(runs))
+    lines = [ln.get_gid() for ax in fig.axes for ln in ax.get_lines() if ln.get_gid()]
+    assert sorted(lines) == sorted(f"T{T}-{s}" for T in (12, 20) for s in ("init", "final")
+                                   for _ in ("rnn", "gru"))  # fmt: skip
+    ax = fig.axes[0]
+    y = ax.get_lines()[0].get_ydata()
+    assert np.isnan(y[0]) or y[0] == pytest.approx(-1.1)  # the underflowed step is left out

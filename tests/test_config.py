@@ -91,7 +91,7 @@ def test_bad_config_stops_the_workflow_before_any_job(tmp_path):
 
 
 def test_default_study_expands_into_eight_balanced_jobs(default_config):
-    """One job per (activation, residual) across the five sub-grids; cells shared by no two
+    """One job per (activation, residual) across the seven sub-grids; cells shared by no two
     sub-grids; a branch gain only where there is a branch."""
     jobs = expand_jobs(default_config)
     assert len(jobs) == 4 * 2
@@ -105,9 +105,14 @@ def test_default_study_expands_into_eight_balanced_jobs(default_config):
     assert {c.lrs for c in by_grid["adam"]} == {(0.0003, 0.001, 0.003)}
     assert {c.model.residual_scale for c in cells if not c.model.residual} == {1.0}
     assert {c.model.residual_scale for c in cells if c.model.residual} == {INV_SQRT_DEPTH}
+    # the recurrent nets' sub-grids: every tanh, relu or sigmoid cell joins its activation's job
+    assert len(by_grid["recurrent_profile"]) == 4 * 3 * 3 and len(by_grid["recurrent"]) == 2 * 3
+    assert {c.model.arch for c in by_grid["main"]} == {"mlp"}
+    assert {c.data.seq_len for c in by_grid["main"]} == {0}
     first = jobs["activation~sigmoid_residual~false_residual_scale~1.0"][0]
-    assert first.name == ("activation~sigmoid_depth~2_norm~none_residual~false_init~auto_"
-                          "residual_scale~1.0_optimizer~sgd_epochs~50")  # fmt: skip
+    assert first.name == ("data~digits_seq_len~0_arch~mlp_activation~sigmoid_depth~2_norm~none_"
+                          "residual~false_init~auto_sigma_w2~auto_residual_scale~1.0_"
+                          "optimizer~sgd_epochs~50")  # fmt: skip
     assert first.lrs == DEFAULT_LRS and first.seeds == (0, 1, 2, 3, 4)
 
 

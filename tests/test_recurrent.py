@@ -110,3 +110,29 @@ def test_probe_slope_matches_mean_field_below_criticality():
     t = np.arange(1, T_long + 1)
     slope = np.polyfit(t[5:], g[5:], 1)[0]  # decades per step, later step higher
     assert slope == pytest.approx(-0.5 * math.log10(0.25), rel=0.1)
+
+
+def test_training_a_cell_is_repeatable_on_cpu():
+    """The same config and seeds give the same probes and accuracies, bit for bit, and each
+    layer_gradients row of a recurrent net is a time step."""
+    from vanishing.config import make_cell
+    from vanishing.training.data import load_splits
+    from vanishing.training.module import fit_cell
+    from vanishing.training.runner import cell_tables
+
+    values = dict(data="adding", seq_len=10, arch="gru", activation="tanh", depth=1, norm="none",
+                  residual=False, epochs=1, probe_every=20, probe_size=32)  # fmt: skip
+    cell = make_cell(values, "c", [0, 1], [0.01])
+    splits = load_splits(cell.data, 32)
+    a, _ = fit_cell(cell, splits)
+    b, _ = fit_cell(cell, splits)
+    for (sa, va), (sb, vb) in zip(a.history.probes, b.history.probes, strict=True):
+        assert sa == sb
+        for q in va:
+            np.testing.assert_array_equal(va[q], vb[q])
+    np.testing.assert_array_equal(a.history.final["final_test_accuracy"],
+                                  b.history.final["final_test_accuracy"])  # fmt: skip
+    _, layers, _ = cell_tables(cell, splits, a, 0.0)
+    assert sorted(layers["layer"].unique()) == list(range(1, 11))
+    step0 = layers[layers["step"] == 0]
+    assert (step0["weight_unchanged"] == 1).all() and step0["state_rms"].notna().all()

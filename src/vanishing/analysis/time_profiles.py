@@ -160,3 +160,31 @@ def time_fits(table: pd.DataFrame) -> pd.DataFrame:
                      "depth_min": kept["seq_len"].min() - WINDOW,
                      "depth_max": kept["seq_len"].max() - WINDOW})  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
+
+
+PANEL_KEYS = ("arch", "activation", "init", "sigma_w2")
+
+
+def time_profile_means(layers: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean over seeds (and lrs, at step 0: the same nets) of log10 grad_preact_rms per
+    recurrent cell, stage and time step t (``layer``); steps that underflowed (rms 0) are left
+    out of the mean and counted in ``n_censored``. Columns: ``PANEL_KEYS``, seq_len, stage, t,
+    log10_rms, n_censored."""
+    cols = [*PANEL_KEYS, "seq_len", "stage", "t", "log10_rms", "n_censored"]
+    rec = runs[runs["arch"].isin(RECURRENT)] if "arch" in runs else runs.iloc[:0]
+    lay = layers[layers["cell"].isin(set(rec["cell"]))]
+    if lay.empty:
+        return pd.DataFrame(columns=cols)
+    first = lay.groupby("cell")["step"].transform("min")
+    last = lay.groupby("cell")["step"].transform("max")
+    lay = lay.assign(stage=np.where(lay["step"] == first, "init",
+                                    np.where(lay["step"] == last, "final", "")))  # fmt: skip
+    lay = lay[lay["stage"] != ""]
+    settings = rec.drop_duplicates("cell")[["cell", *PANEL_KEYS, "seq_len"]]
+    lay = lay.drop(columns=[c for c in (*PANEL_KEYS, "seq_len") if c in lay]).merge(settings)
+    rms = lay["grad_preact_rms"].astype(float)
+    lay = lay.assign(log10_rms=np.log10(rms.where(rms > 0)), zero=rms == 0)
+    keys = [*PANEL_KEYS, "seq_len", "stage", "layer"]
+    out = lay.groupby(keys, dropna=False).agg(log10_rms=("log10_rms", "mean"),
+                                              n_censored=("zero", "sum"))  # fmt: skip
+    return out.reset_index().rename(columns={"layer": "t"})[cols]

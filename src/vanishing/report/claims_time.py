@@ -231,5 +231,5 @@ CLAIMS_TIME = (
      judge_time_saturation),
     (14, "Through time: gating (the recurrent shortcut) keeps the gradient and learns longer "
      "sequences", "shortcut connections that allow gradients to flow more easily back through "
-     "the network", TRAINED, "time_profiles", judge_time_gated),
+     "the network", TRAINED, "time_training", judge_time_gated),
 )  # fmt: skip
