@@ -21,7 +21,7 @@ H, D, K, T = 8, 3, 4, 6
 def make(arch="rnn", activation="tanh", seeds=(0, 1), T=T, width=H, D=D, **kw):
     cfg = ModelConfig(activation, depth=1, norm=kw.pop("norm", "none"), residual=False,
                       width=width, arch=arch, **kw)  # fmt: skip
-    return BatchedRNN(cfg, step_dim=D, n_classes=K, seeds=list(seeds), seq_len=T)
+    return BatchedRNN(cfg, input_dim=T * D, n_classes=K, seeds=list(seeds), seq_len=T)
 
 
 def reference(net: BatchedRNN, r: int):

@@ -8,6 +8,7 @@ import socket
 import numpy as np
 import pytest
 
+from vanishing import architectures
 from vanishing.config import make_cell
 from vanishing.recurrent import check_cell
 from vanishing.training.data import load_splits
@@ -82,7 +83,6 @@ BASE = dict(data="cmudict", seq_len=20, arch="rnn", activation="tanh", depth=1, 
 @pytest.mark.parametrize(
     "change, words",
     [
-        (dict(depth=2), "only 1 is built"),
         (dict(norm="batch"), "batch"),
         (dict(residual=True), "residual must be false"),
         (dict(arch="gru", activation="relu"), "activation tanh"),
@@ -90,13 +90,23 @@ BASE = dict(data="cmudict", seq_len=20, arch="rnn", activation="tanh", depth=1, 
         (dict(arch="gru", init="identity"), "rnn only"),
         (dict(arch="mlp", init="identity", data="digits", seq_len=0), "arch rnn only"),
         (dict(seq_len=8), "seq_len > 8"),
-        (dict(data="digits", seq_len=0), "needs a sequence task"),
         (dict(arch="mlp", data="digits"), "seq_len must be 0"),
     ],
 )
 def test_unsupported_settings_fail_naming_the_setting(change, words):
     with pytest.raises(ValueError, match=words):
         check_cell({**BASE, **change})
+
+
+@pytest.mark.parametrize(
+    "arch, depth, data, words",
+    [("rnn", 2, "cmudict", "one recurrent layer is built"), ("gru", 1, "digits", "takes sequences"),
+     ("lstm", 1, "mnist1d", "takes sequences")],
+)  # fmt: skip
+def test_the_registry_refuses_depth_and_data_of_recurrent_nets(arch, depth, data, words):
+    with pytest.raises(ValueError, match=words):
+        architectures.check(arch, depth, data)
+    architectures.check(arch, 1, "adding")  # valid
 
 
 def test_supported_settings_pass():

@@ -23,7 +23,7 @@ How the shared settings read for ``arch`` rnn, gru and lstm (``training/recurren
 
 from __future__ import annotations
 
-from vanishing.training.sequences import check_seq_len, is_sequence
+from vanishing.training.sequences import check_seq_len
 
 RECURRENT = ("rnn", "gru", "lstm")
 GATED = ("gru", "lstm")
@@ -36,7 +36,8 @@ def is_recurrent(arch: str) -> bool:
 
 def check_cell(values: dict) -> None:
     """Raise ValueError naming the setting when a cell's settings (by registry name) ask for
-    something the recurrent nets or the sequence tasks do not build."""
+    something the recurrent nets or the sequence tasks do not build (their depth and the kind
+    of data they read are the architecture registry's checks, ``architectures.check``)."""
     arch, data = values.get("arch", "mlp"), values.get("data", "digits")
     check_seq_len(data, int(values.get("seq_len", 0)))
     init = values.get("init", "auto")
@@ -44,11 +45,7 @@ def check_cell(values: dict) -> None:
         if init == "identity":
             raise ValueError("init 'identity' is the recurrent matrix's (IRNN): arch rnn only")
         return
-    where = f"arch {arch!r}"
-    if not is_sequence(data):
-        raise ValueError(f"{where} needs a sequence task (data cmudict or adding), got {data!r}")
-    if int(values["depth"]) != 1:
-        raise ValueError(f"{where}: depth is the number of stacked layers; only 1 is built")
+    where = f"arch {arch!r}"  # depth and data kind: architectures.check
     if values.get("residual") in (True, "true"):
         raise ValueError(f"{where}: residual must be false (gating is the recurrent skip)")
     if values.get("norm") == "batch":

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vanishing.activations import NAMES as ACTIVATIONS
+from vanishing.architectures import NAMES as ARCHS  # the architectures (their registry)
 from vanishing.inits import INITS
-from vanishing.recurrent import RECURRENT
 from vanishing.training.sequences import SEQUENCE_DATASETS
 
 INV_SQRT_DEPTH = "inv_sqrt_depth"  # residual_scale = 1 / sqrt(depth)
@@ -30,7 +30,6 @@ PARTS = ("data", "model", "train")
 DATASETS = ("digits", "mnist1d", *SEQUENCE_DATASETS)
 NORMS = ("none", "batch", "layer")
 OPTIMIZERS = ("sgd", "adam")
-ARCHS = ("mlp", *RECURRENT)  # the architectures (issue 17 adds cnn)
 BLOCKS = ("branch_act", "post", "pre")  # residual blocks; see training/models.py
 AUTO = "auto"
 

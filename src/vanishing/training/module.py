@@ -19,10 +19,10 @@ import torch
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 from torch.utils.data import DataLoader, IterableDataset
 
+from vanishing import architectures
 from vanishing.config import Cell
-from vanishing.recurrent import is_recurrent
 from vanishing.training.data import Splits
-from vanishing.training.models import BatchedMLP, objective, replica_losses, replica_seeds
+from vanishing.training.models import objective, replica_losses, replica_seeds
 from vanishing.training.optim import freeze_replica, make_optimizer
 from vanishing.training.probes import QUANTITIES, is_probe_step, measure, weight_stats
 from vanishing.training.probes_time import measure_time
@@ -66,13 +66,14 @@ class History:
     fit_cpu_seconds: float = 0.0
 
 
-def build_net(cell: Cell, splits: Splits, seeds: list[int]) -> BatchedMLP | BatchedRNN:
-    """The cell's batched model: an MLP over the flat features, or a recurrent net over the
-    sequence (``data.seq_len`` steps of input_dim / seq_len inputs each)."""
-    if not is_recurrent(cell.model.arch):
-        return BatchedMLP(cell.model, splits.input_dim, splits.n_classes, seeds)
-    T = cell.data.seq_len
-    return BatchedRNN(cell.model, splits.input_dim // T, splits.n_classes, seeds, T)
+def build_net(cell: Cell, splits: Splits, seeds: list[int]):
+    """The cell's batched model, the class its architecture's registry entry names; a net over
+    sequences is told their length (``data.seq_len``: input_dim / seq_len inputs per step)."""
+    arch = architectures.get(cell.model.arch)
+    args = (cell.model, splits.input_dim, splits.n_classes, seeds)
+    if arch.inputs == "sequences":
+        return arch.model_class()(*args, seq_len=cell.data.seq_len)
+    return arch.model_class()(*args)
 
 
 class CellModule(pl.LightningModule):

@@ -57,14 +57,17 @@ def draw_recurrent(gen: torch.Generator, cfg: ModelConfig, gates: int) -> torch.
 class BatchedRNN(nn.Module):
     """R recurrent nets of one architecture; inputs (R, B, T * D) -> logits (R, B, n_classes)."""
 
-    def __init__(self, cfg: ModelConfig, step_dim: int, n_classes: int, seeds: list[int],
+    def __init__(self, cfg: ModelConfig, input_dim: int, n_classes: int, seeds: list[int],
                  seq_len: int):  # fmt: skip
+        """``input_dim``: the flat sequence's T * D (the registry's signature), seq_len T."""
         super().__init__()
         if cfg.depth != 1:
             raise NotImplementedError(f"{cfg.arch}: only depth 1 (one recurrent layer) is built")
+        if input_dim % seq_len:
+            raise ValueError(f"input_dim {input_dim} is not seq_len {seq_len} steps of inputs")
         self.cfg, self.seq_len, self.n_replicas = cfg, seq_len, len(seeds)
         self.gates = G = GATES[cfg.arch]
-        H, D = cfg.width, step_dim
+        H, D = cfg.width, input_dim // seq_len
         self.act, _ = activation_fns(cfg.activation) if cfg.arch == "rnn" else (torch.tanh, None)
         us, ws, bs, outs = [], [], [], []
         for seed in seeds:
