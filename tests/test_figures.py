@@ -16,7 +16,8 @@ from vanishing.analysis.tables import build_tables, read_tables
 from vanishing.report import catalog, figures, figures_gradients
 
 BASE = dict(
-    data="digits", width=16, init="auto", residual_scale=1.0, optimizer="sgd", momentum=0.9,
+    data="digits", seq_len=0, arch="mlp", sigma_w2="auto", sigma_b2="auto", block="branch_act",
+    width=16, init="auto", residual_scale=1.0, optimizer="sgd", momentum=0.9,
     weight_decay=0.0,
     batch_size=32, epochs=3, probe_every=5,
 )  # fmt: skip
@@ -212,8 +213,10 @@ def test_write_all_writes_every_figure_as_png_and_pdf(tmp_path):
         head = p.read_bytes()[:8]
         assert head.startswith(b"\x89PNG" if p.suffix == ".png" else b"%PDF")
     figs = figures.build_figures(read_tables(tmp_path, catalog.TABLES))
-    # only the theory scatter needs depth >= 8, which this grid (depths 2, 4) lacks
-    assert [n for n, f in figs.items() if f.get_label() == "placeholder"] == ["theory_slopes"]
+    # only the theory scatter needs depth >= 8, which this grid (depths 2, 4) lacks, and the
+    # figures through time need recurrent nets
+    placeholders = [n for n, f in figs.items() if f.get_label() == "placeholder"]
+    assert placeholders == ["theory_slopes", "time_profiles", "time_training"]
     assert "depth >= 8" in figs["theory_slopes"].axes[0].texts[0].get_text()
 
 
