@@ -13,7 +13,7 @@ RECURRENT = {
                               "sigma_w2": [0.5, 1.0], "seq_len": [12, 16, 24, 40],
                               "epochs": [0], "lr": [0.1], "seeds": [0, 1, 2, 3, 4]},
         "recurrent": {**RNN, "arch": ["rnn", "gru"], "activation": ["tanh"], "seq_len": [12],
-                      "optimizer": ["adam"]},
+                      "optimizer": ["adam"], "epochs": [1], "lr": [0.01]},
     },
     "pack": ["depth", "norm", "init", "optimizer", "epochs", "arch", "data", "seq_len",
              "sigma_w2"],
