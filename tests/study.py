@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import yaml
 from conftest import REPO, snakemake_env
+from recurrent_study import RECURRENT
 
 from vanishing.settings import COLUMNS as SETTINGS
 
@@ -55,8 +56,10 @@ CLAIMS = {
                     "norm": ["none", "batch"], "residual": [False], "epochs": [0],
                     "lr": [0.1], "seeds": [0, 1, 2, 3, 4]},
     },
-    "pack": ["depth", "norm", "init", "optimizer", "epochs"],
+    "pack": ["depth", "norm", "init", "optimizer", "epochs", "data", "seq_len", "arch",
+             "sigma_w2"],
 }  # fmt: skip
+CLAIMS["grids"].update(RECURRENT["grids"])  # the recurrent nets' sub-grids (claims 12-14)
 
 
 def write_config(workdir: Path, study: dict | None = None, **overrides) -> Path:

@@ -63,3 +63,20 @@ def test_every_figure_is_drawn_from_its_sub_grid(study):
     for spec in catalog.FIGURES:
         title = figs[spec.name].get_suptitle()
         assert f"sub-grid {spec.grids[0]}" in title, spec.name
+
+
+def test_the_recurrent_nets_have_their_time_tables(study):
+    """Claims through time (issue 18): every recurrent run has a step-0 row in time_runs, the
+    trained ones a final row too, and every Elman net a J-test row across its four T."""
+    runs = pd.read_csv(study / "tables" / "runs.csv")
+    rec = runs[runs["arch"].isin(["rnn", "gru"])]
+    assert len(rec) == 2 * 2 * 4 * 5 + 2 * 3  # step-0 profiles (5 seeds), trained (3 seeds)
+    time_runs = pd.read_csv(study / "tables" / "time_runs.csv")
+    prof = time_runs[time_runs["grid"] == "recurrent_profile"]
+    assert len(prof) == 2 * 2 * 4 * 5 and set(prof["stage"]) == {"init"}
+    trained = time_runs[time_runs["grid"] == "recurrent"]
+    assert sorted(trained["stage"].value_counts().to_dict().items()) == [("final", 6), ("init", 6)]
+    assert prof["predicted_slope"].notna().all() and prof["time_slope"].notna().all()
+    fits = pd.read_csv(study / "tables" / "time_fits.csv")
+    fits = fits[fits["grid"] == "recurrent_profile"]
+    assert len(fits) == 2 * 2 and (fits["n_obs"] + fits["n_censored"] == 4 * 5).all()

@@ -91,7 +91,7 @@ def test_bad_config_stops_the_workflow_before_any_job(tmp_path):
 
 
 def test_default_study_expands_into_eight_balanced_jobs(default_config):
-    """One job per (activation, residual) across the six sub-grids; cells shared by no two
+    """One job per (activation, residual) across the sub-grids; cells shared by no two
     sub-grids; a branch gain and a block only where there is a branch (pre in the main, deep
     and profile grids; post and branch_act, step 0 only, in blocks)."""
     jobs = expand_jobs(default_config)
@@ -110,16 +110,14 @@ def test_default_study_expands_into_eight_balanced_jobs(default_config):
     assert {c.model.block for c in by_grid["blocks"]} == {"post", "branch_act"}
     assert {c.train.epochs for c in by_grid["blocks"]} == {0}
     assert {c.model.block for c in cells if c.model.residual and "blocks" not in c.grids} == {"pre"}
+    # the recurrent nets' sub-grids: every tanh, relu or sigmoid cell joins its activation's job
+    assert len(by_grid["recurrent_profile"]) == 4 * 3 * 3 and len(by_grid["recurrent"]) == 2 * 3
+    assert {c.model.arch for c in by_grid["main"]} == {"mlp"}
+    assert {c.data.seq_len for c in by_grid["main"]} == {0}
     first = jobs["activation~sigmoid_residual~false_residual_scale~1.0"][0]
-    assert first.name == ("activation~sigmoid_depth~2_norm~none_residual~false_init~auto_"
-                          "sigma_w2~auto_sigma_b2~auto_block~pre_residual_scale~1.0_optimizer~sgd_"
-                          "adam_eps~1e-08_epochs~50")  # fmt: skip
-    # issue 16's sub-grids: adam_eps only splits adam cells; named sigma_w2 points resolve
-    assert len(by_grid["criticality"]) == 3 * 3 * 2 * 4 and len(by_grid["optimizers"]) == 4
-    assert {c.train.epochs for c in by_grid["criticality"]} == {0}
-    assert len({c.seeds for c in by_grid["criticality"]} | {tuple(range(10))}) == 1
-    solved = {round(c.model.sigma_w2_resolved, 3) for c in by_grid["phase"]}
-    assert solved == {0.5, 1.0, 1.761, 4.0}  # critical at sigma_b2 = 0.05: 1.761
+    assert first.name == ("data~digits_seq_len~0_arch~mlp_activation~sigmoid_depth~2_norm~none_"
+                          "residual~false_init~auto_sigma_w2~auto_sigma_b2~auto_block~pre_"
+                          "residual_scale~1.0_optimizer~sgd_adam_eps~1e-08_epochs~50")  # fmt: skip
     assert first.lrs == DEFAULT_LRS and first.seeds == (0, 1, 2, 3, 4)
 
 

@@ -24,6 +24,7 @@ from claim_tables import (
     underflow,
 )
 from synthetic import CELL_SETTINGS, SATURATING, make_runs
+from test_claims_time import final_runs, fits_table, init_runs
 
 from vanishing.analysis.tables import write_tables
 from vanishing.report.claims import CLAIMS
@@ -156,6 +157,21 @@ def world_11(d):
     return tables(theory=[theory(a, 16, 0.6, measured, ci=ci, norm=n, residual=r)
                           for a, n, r in product(("sigmoid", "relu"), ("none", "batch"),
                                                  (False, True))])  # fmt: skip
+
+
+def world_12(d):  # through time (issue 18): the synthetic tables of test_claims_time
+    fits = fits_table("pow" if d == -1 else "exp")
+    return {**tables(), "time_fits": fits if d else fits.assign(shape="indistinguishable")}
+
+
+def world_13(d):
+    slopes = {1: (0.2, 0.15), -1: (0.15, 0.2), 0: (0.15, 0.15)}[d]
+    return {**tables(), "time_runs": init_runs(*slopes)}
+
+
+def world_14(d):
+    runs = {1: (0.01, 0.1, 0.6, 0.27), -1: (0.1, 0.05, 0.27, 0.6), 0: (0.05, 0.1, 0.6, 0.6)}[d]
+    return {**tables(), "time_runs": final_runs(*runs)}
 
 
 WORLDS = {n: globals()[f"world_{n}"] for n in SPEC}

@@ -22,8 +22,10 @@ import json
 from dataclasses import dataclass, field, make_dataclass, replace
 from typing import Any
 
+from vanishing import architectures
 from vanishing import settings as S
 from vanishing.inits import bias_variance, hidden_scales, is_named, resolve_init, resolve_sigma_w2
+from vanishing.recurrent import check_cell
 from vanishing.settings import FIXUP, INV_SQRT_DEPTH, SKIPINIT, format_value
 
 MAIN = "main"  # the sub-grid of a study configured with a single `grid:`
@@ -225,12 +227,20 @@ def expand_cells(config: dict) -> list[Cell]:
         for combo in itertools.product(*(grid[k] for k in keys)):
             values = S.canonical({**fixed, **dict(zip(keys, combo, strict=True))})
             name = cell_name(values, axes)
+            try:
+                check_cell(values)
+            except ValueError as e:
+                raise ValueError(f"grids.{grid_name}, cell {name}: {e}") from None
             cell = make_cell(values, name, grid["seeds"], grid["lr"], (grid_name,))
             if is_named(cell.model.sigma_w2):  # solved now: an error before any work
                 try:
                     _ = cell.model.sigma_w2_resolved
                 except ValueError as e:
                     raise ValueError(f"grids.{grid_name}, cell {name}: sigma_w2: {e}") from None
+            try:  # an architecture that cannot be built fails here, before any work
+                architectures.check(cell.model.arch, cell.model.depth, cell.data.name)
+            except ValueError as e:
+                raise ValueError(f"grids.{grid_name}, cell {name}: {e}") from None
             if name not in cells:
                 cells[name] = cell
                 continue

@@ -23,7 +23,7 @@ from vanishing import activations, meanfield
 
 AUTO = "auto"
 
-INITS = ("auto", "pytorch", "xavier", "kaiming", "lecun", "orthogonal")
+INITS = ("auto", "pytorch", "xavier", "kaiming", "lecun", "orthogonal", "identity")
 
 
 def resolve_init(init: str, activation: str) -> str:
@@ -47,6 +47,7 @@ def weight_variance(init: str, fan_in: int, fan_out: int, sw2: float | str = AUT
       sigma_w2 = 1/3, the two inits that give every activation the same weight scale).
     - ``orthogonal``: a (semi-)orthogonal matrix with gain 1. Its rows (or columns) have unit norm,
       so the per-entry second moment is 1 / max(fan_in, fan_out).
+    - ``identity``: the identity (IRNN's recurrent matrix; recurrent nets only), the same.
     """
     if sw2 != AUTO:
         if init not in INITS or init == AUTO:
@@ -60,7 +61,7 @@ def weight_variance(init: str, fan_in: int, fan_out: int, sw2: float | str = AUT
         return 2.0 / fan_in
     if init == "lecun":
         return 1.0 / fan_in
-    if init == "orthogonal":
+    if init in ("orthogonal", "identity"):  # identity: a recurrent net's W (IRNN), square
         return 1.0 / max(fan_in, fan_out)
     raise ValueError(f"no concrete init scheme {init!r}; resolve 'auto' first")
 
@@ -74,7 +75,7 @@ def bias_variance(init: str, fan_in: int, sb2: float | str = AUTO) -> float:
         return float(sb2)
     if init == "pytorch":
         return 1.0 / (3.0 * fan_in)
-    if init in ("xavier", "kaiming", "lecun", "orthogonal"):
+    if init in ("xavier", "kaiming", "lecun", "orthogonal", "identity"):
         return 0.0
     raise ValueError(f"no concrete init scheme {init!r}; resolve 'auto' first")
 

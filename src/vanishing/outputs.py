@@ -13,7 +13,8 @@ DONE = "DONE.json"
 # Every table but run_metrics has a ``grid`` column: it is computed within each sub-grid.
 STATS_TABLES = ("run_metrics", "summary", "selected", "comparisons", "anova", "depth_slopes",
                 "decay_fits", "underflow", "cell_tests", "associations", "survival",
-                "survival_curves", "divergence", "theory", "theory_profiles")  # fmt: skip
+                "survival_curves", "divergence", "theory", "theory_profiles",
+                "time_runs", "time_fits")  # fmt: skip
 TEX = ("selected", "comparisons", "anova", "depth_slopes", "decay_fits", "survival", "theory")
 # The tables the report shows under Statistics.
 REPORT_TABLES = ("selected", "comparisons", "anova", "decay_fits", "cell_tests", "survival",

@@ -20,8 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vanishing.activations import NAMES as ACTIVATIONS
+from vanishing.architectures import NAMES as ARCHS  # the architectures (their registry)
 from vanishing.inits import INITS
 from vanishing.meanfield import CHI_PREFIX, CRITICAL, parse_target
+from vanishing.training.sequences import SEQUENCE_DATASETS
 
 INV_SQRT_DEPTH = "inv_sqrt_depth"  # residual_scale = 1 / sqrt(depth)
 SKIPINIT = "skipinit"  # residual_scale: a learnable gain per block, 0 at init (SkipInit / ReZero)
@@ -29,10 +31,9 @@ FIXUP = "fixup"  # residual_scale: learnable gain 1, branch's Linear 0 at init (
 LEARNED_SCALES = (SKIPINIT, FIXUP)
 DEFAULT_LRS = (0.003, 0.01, 0.03, 0.1, 0.3)
 PARTS = ("data", "model", "train")
-DATASETS = ("digits", "mnist1d")
+DATASETS = ("digits", "mnist1d", *SEQUENCE_DATASETS)
 NORMS = ("none", "batch", "layer")
 OPTIMIZERS = ("sgd", "adam", "lnsgd")
-ARCHS = ("mlp",)  # the architectures (issue 17 adds cnn, issue 18 recurrent nets)
 BLOCKS = ("branch_act", "post", "pre")  # residual blocks; see training/models.py
 DEFAULT_BLOCK = "pre"  # He et al. (2016b): a clean identity path, a centred branch
 AUTO = "auto"
@@ -108,7 +109,9 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("data", "data", str, "digits", axis=False, init=True, choices=DATASETS),
+    Setting("data", "data", str, "digits", init=True, choices=DATASETS),
+    # the sequence tasks' length T, the recurrent nets' depth in time (0: data without time)
+    Setting("seq_len", "data", int, 0, init=True),
     Setting("arch", "model", str, "mlp", init=True, choices=ARCHS),
     Setting("activation", "model", str, arch=True, init=True, choices=ACTIVATIONS),
     Setting("depth", "model", int, arch=True, init=True),

@@ -24,8 +24,10 @@ from vanishing.analysis.events import divergence, survival, survival_curves
 from vanishing.analysis.metrics import TARGET_ACCURACY, derive
 from vanishing.analysis.stats import depth_slopes, factorial_anova, select_lr, summarize
 from vanishing.analysis.theory import PROFILE_COLUMNS, TABLE_COLUMNS, theory_profiles, theory_table
+from vanishing.analysis.time_profiles import time_fits, time_runs
 from vanishing.config import MAIN
 from vanishing.outputs import STATS_TABLES, TEX
+from vanishing.recurrent import RECURRENT
 
 ANOVA_METRICS = ("log10_grad_ratio_init", "final_test_accuracy")
 
@@ -76,6 +78,10 @@ def grid_tables(
     anova = [factorial_anova(df, m) for m in ANOVA_METRICS]
     anova = [a for a in anova if len(a)] or anova[:1]
     have_theory = layers is not None and probe_inputs is not None
+    through_time = time_runs(runs, layers)  # the recurrent nets' (issue 18)
+    if "arch" in runs:  # mean-field theory of MLPs: not for the recurrent nets
+        runs = runs[~runs["arch"].isin(RECURRENT)]
+        have_theory = have_theory and len(runs) > 0
     return {
         "summary": summary,
         "selected": selected,
@@ -99,6 +105,8 @@ def grid_tables(
             if have_theory
             else pd.DataFrame(columns=PROFILE_COLUMNS)
         ),
+        "time_runs": through_time,
+        "time_fits": time_fits(through_time),
     }
 
 

@@ -62,6 +62,12 @@ FIGURES: tuple[FigureSpec, ...] = (
                ("deep", "main")),
     FigureSpec("theory_slopes", CLAIMS, "11. Mean-field theory", ("theory",),
                ("profile", "main")),
+    # through time (issue 18): claims 12 and 13 on the step-0 profiles, 14 on the trained nets
+    FigureSpec("time_profiles", CLAIMS, "12-13. Through time", ("layer_gradients", "run_metrics"),
+               ("recurrent_profile",), ("arch", "seq_len", "init", "sigma_w2")),
+    FigureSpec("time_training", CLAIMS, "14. Gating through time",
+               ("layer_gradients", "run_metrics"), ("recurrent",),
+               ("arch", "seq_len", "init", "sigma_w2")),
 )  # fmt: skip
 BY_NAME = {f.name: f for f in FIGURES}
 NAMES = tuple(BY_NAME)

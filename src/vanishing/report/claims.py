@@ -19,6 +19,7 @@ import pandas as pd
 
 from vanishing.activations import SATURATING
 from vanishing.report import remedies
+from vanishing.report.claims_time import CLAIMS_TIME
 from vanishing.report.evidence import (
     ALPHA,
     DEEP,
@@ -391,4 +392,5 @@ CLAIMS: tuple[ClaimSpec, ...] = (
               ("deep", "main"), "residual_deep", remedies.judge_residual),
     ClaimSpec(11, "Measured profiles at init match mean-field theory (this study's claim)",
               "", ("profile", "main"), "theory_overlay", judge_theory),
+    *(ClaimSpec(*spec) for spec in CLAIMS_TIME),  # through time (issue 18)
 )  # fmt: skip

@@ -24,7 +24,13 @@ from matplotlib.figure import Figure
 
 from vanishing.analysis import profiles
 from vanishing.analysis.tables import read_tables
-from vanishing.report import catalog, figures_claims, figures_gradients, figures_remedies
+from vanishing.report import (
+    catalog,
+    figures_claims,
+    figures_gradients,
+    figures_remedies,
+    figures_time,
+)
 from vanishing.report.plotting import (
     ACTIVATIONS,
     AXES,
@@ -165,7 +171,7 @@ def plot_training_curves(curves: pd.DataFrame, selected: pd.DataFrame) -> Figure
 def plot_function(name: str):
     """``plot_<name>`` of this module, ``figures_gradients``, ``figures_claims`` or
     ``figures_remedies``."""
-    for module in (figures_gradients, figures_claims, figures_remedies):
+    for module in (figures_gradients, figures_claims, figures_remedies, figures_time):
         if hasattr(module, f"plot_{name}"):
             return getattr(module, f"plot_{name}")
     if f"plot_{name}" in globals():

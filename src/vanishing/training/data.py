@@ -2,7 +2,9 @@
 
 Both data sets are produced on this machine: sklearn ships the 8x8 digits (1797 examples,
 64 features, 10 classes) and the ``mnist1d`` package generates MNIST-1D (40 features, 10 classes)
-with its own seeded generator. Nothing is downloaded.
+with its own seeded generator. The sequence tasks of the recurrent nets (``cmudict``, ``adding``)
+come from ``vanishing.training.sequences``, flat (N, T * D) and not standardised (one-hot letters,
+values in [0, 1]). Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -13,9 +15,14 @@ import numpy as np
 import torch
 
 from vanishing.config import DataConfig
+from vanishing.training.sequences import SOURCES, is_sequence, raw_sequences
 
 # Where each data set comes from (MLflow records it as the dataset's source).
-DATA_SOURCES = {"digits": "sklearn.datasets.load_digits", "mnist1d": "mnist1d.data.make_dataset"}
+DATA_SOURCES = {
+    "digits": "sklearn.datasets.load_digits",
+    "mnist1d": "mnist1d.data.make_dataset",
+    **SOURCES,
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,8 @@ class Splits:
 
 def raw_dataset(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
     """Features (N, D) float64 and labels (N,) int64 of the whole data set."""
+    if is_sequence(cfg.name):
+        return raw_sequences(cfg.name, cfg.seq_len, cfg.split_seed)
     if cfg.name == "digits":
         from sklearn.datasets import load_digits
 
@@ -70,13 +79,14 @@ def raw_dataset(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
         x = np.concatenate([d["x"], d["x_test"]]).astype(np.float64)
         y = np.concatenate([d["y"], d["y_test"]]).astype(np.int64)
         return x, y
-    raise ValueError(f"data.name must be 'digits' or 'mnist1d', got {cfg.name!r}")
+    raise ValueError(f"data.name must be one of {list(DATA_SOURCES)}, got {cfg.name!r}")
 
 
 def load_splits(cfg: DataConfig, probe_size: int) -> Splits:
     """Stratified train/val/test split, standardised with training statistics.
 
-    Features that are constant on the training split (some digit pixels) stay 0.
+    Features that are constant on the training split (some digit pixels) stay 0. Sequence
+    tasks are kept as they are (a blank step stays all-zero, the recurrent nets' "no input").
     """
     from sklearn.model_selection import train_test_split
 
@@ -90,10 +100,13 @@ def load_splits(cfg: DataConfig, probe_size: int) -> Splits:
         stratify=y[i_held],
         random_state=cfg.split_seed,
     )
-    mean = x[i_train].mean(axis=0)
-    std = x[i_train].std(axis=0)
-    std[std == 0] = 1.0
-    z = (x - mean) / std
+    if is_sequence(cfg.name):
+        z = x
+    else:
+        mean = x[i_train].mean(axis=0)
+        std = x[i_train].std(axis=0)
+        std[std == 0] = 1.0
+        z = (x - mean) / std
     if probe_size > len(i_train):
         raise ValueError(
             f"train.probe_size={probe_size} exceeds the {len(i_train)} training examples "

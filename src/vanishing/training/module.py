@@ -19,12 +19,15 @@ import torch
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 from torch.utils.data import DataLoader, IterableDataset
 
+from vanishing import architectures
 from vanishing.config import Cell
 from vanishing.training.data import Splits
 from vanishing.training.jacobian import measure_isometry
-from vanishing.training.models import BatchedMLP, objective, replica_losses, replica_seeds
+from vanishing.training.models import objective, replica_losses, replica_seeds
 from vanishing.training.optim import freeze_replica, layer_blocks, make_optimizer
 from vanishing.training.probes import QUANTITIES, is_probe_step, measure, weight_stats
+from vanishing.training.probes_time import measure_time
+from vanishing.training.recurrent import BatchedRNN
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +68,23 @@ class History:
     fit_cpu_seconds: float = 0.0
 
 
+def build_net(cell: Cell, splits: Splits, seeds: list[int]):
+    """The cell's batched model, the class its architecture's registry entry names; a net over
+    sequences is told their length (``data.seq_len``: input_dim / seq_len inputs per step)."""
+    arch = architectures.get(cell.model.arch)
+    args = (cell.model, splits.input_dim, splits.n_classes, seeds)
+    if arch.inputs == "sequences":
+        return arch.model_class()(*args, seq_len=cell.data.seq_len)
+    return arch.model_class()(*args)
+
+
 class CellModule(pl.LightningModule):
     """The Lightning side of one cell: the training step, divergence bookkeeping, evaluation."""
 
     def __init__(self, cell: Cell, splits: Splits, seeds: list[int], lrs: list[float]):
         super().__init__()
         self.cell, self.splits, self.lrs = cell, splits, torch.tensor(lrs, dtype=torch.float32)
-        self.net = BatchedMLP(cell.model, splits.input_dim, splits.n_classes, seeds)
+        self.net = build_net(cell, splits, seeds)
         # every parameter and buffer at step 0: what the probes measure distances from and what
         # the layer reset restores
         self.init_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
@@ -223,11 +236,37 @@ class CellModule(pl.LightningModule):
         out.update(self.reset_evaluation())
         return out
 
+    @property
+    def recurrent(self) -> bool:
+        return isinstance(self.net, BatchedRNN)
+
     def hidden_weights(self) -> list[torch.Tensor]:
+        """The matrices the weight ledger follows: each hidden layer's W, or the recurrent W."""
+        if self.recurrent:
+            return [self.net.W]
         return [layer[0] for layer in self.net.layers()[:-1]]
 
     def init_weights(self) -> list[torch.Tensor]:
+        if self.recurrent:
+            return [self.init_state["W"]]
         return [self.init_state[f"weights.{i}"] for i in range(self.cell.model.depth)]
+
+    def probe(self) -> dict[str, torch.Tensor]:
+        """The probes' values on the probe batch, (R, layers) each; for a recurrent net
+        (R, T), the recurrent W's ledger repeated at every step (``probes_time``)."""
+        net, (x, y) = self.net, self.probe_batch
+        weights = self.hidden_weights()
+        live = None if self.recurrent else self.live_inputs
+        ledger = weight_stats(weights, self.init_weights(), self.probed_weights, live)
+        if self.probed_weights is None:
+            self.probed_weights = [w.detach().clone() for w in weights]
+        else:
+            torch._foreach_copy_(self.probed_weights, [w.detach() for w in weights])
+        if not self.recurrent:
+            return {**measure(net, x, y), **ledger}
+        values = measure_time(net, x, y)
+        T = net.seq_len
+        return {**values, **{k: v.expand(-1, T) for k, v in ledger.items()}}
 
     @torch.no_grad()
     def reset_evaluation(self) -> dict[str, np.ndarray]:
@@ -266,20 +305,16 @@ class GradientProbe(pl.Callback):
     def record(self, module: CellModule) -> None:
         module.settle()
         t0 = time.perf_counter()
-        values = measure(module.net, *module.probe_batch)
-        if not module.history.isometry:  # the first probe: step 0
+        values = module.probe()
+        if not module.recurrent and not module.history.isometry:  # the first probe: step 0
             iso = measure_isometry(module.net, module.probe_batch[0])
             module.history.isometry = {k: v.numpy() for k, v in iso.items()}
-        weights = module.hidden_weights()
-        values.update(weight_stats(weights, module.init_weights(), module.probed_weights,
-                                   module.live_inputs))  # fmt: skip
-        if module.probed_weights is None:
-            module.probed_weights = [w.detach().clone() for w in weights]
-        else:
-            torch._foreach_copy_(module.probed_weights, [w.detach() for w in weights])
         dead = ~module.active.numpy()
         out = {}
         for q in QUANTITIES:
+            if q not in values:  # a recurrent net's quantity in an MLP's table
+                out[q] = np.full((len(dead), values["grad_preact_rms"].shape[1]), np.nan)
+                continue
             v = values[q].numpy().astype(np.float64)
             v[dead] = np.nan
             out[q] = v

@@ -65,7 +65,8 @@ from vanishing.training.models import BatchedMLP, activation_fns, replica_losses
 GRADIENTS = ("grad_preact_rms", "grad_weight_norm", "saturation", "grad_stream_rms", "stream_rms")
 WEIGHTS = ("weight_update_rel", "weight_distance_rel", "weight_unchanged")
 FORWARD = ("forward_q", "forward_c")
-QUANTITIES = GRADIENTS + WEIGHTS + FORWARD  # the columns of layer_gradients.csv, in this order
+STATES = ("state_mean", "state_rms")  # recurrent nets' forward state (probes_time); NaN for MLPs
+QUANTITIES = GRADIENTS + WEIGHTS + FORWARD + STATES  # the columns of layer_gradients.csv, in order
 PROBE_BYTES = 1 << 29  # what one probe pass may keep (see ``probe_chunk``): 512 MiB
 
 

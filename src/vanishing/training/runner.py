@@ -98,7 +98,7 @@ def cell_tables(cell: Cell, splits: Splits, module, fit_seconds: float):
             }
         )
         for step, values in hist.probes:
-            for layer in range(cell.model.depth):
+            for layer in range(values["grad_preact_rms"].shape[1]):  # a recurrent net's: T
                 row = {**s, "step": step, "layer": layer + 1}
                 row.update({q: values[q][r, layer] for q in QUANTITIES})
                 layers.append(row)
