@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass, field, make_dataclass, replace
 from typing import Any
 
+from vanishing import architectures
 from vanishing import settings as S
 from vanishing.inits import resolve_init
 from vanishing.settings import INV_SQRT_DEPTH, format_value
@@ -207,6 +208,10 @@ def expand_cells(config: dict) -> list[Cell]:
             values = S.canonical({**fixed, **dict(zip(keys, combo, strict=True))})
             name = cell_name(values, axes)
             cell = make_cell(values, name, grid["seeds"], grid["lr"], (grid_name,))
+            try:  # an architecture that cannot be built fails here, before any work
+                architectures.check(cell.model.arch, cell.model.depth, cell.data.name)
+            except ValueError as e:
+                raise ValueError(f"grids.{grid_name}, cell {name}: {e}") from None
             if name not in cells:
                 cells[name] = cell
                 continue

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vanishing.activations import NAMES as ACTIVATIONS
+from vanishing.architectures import NAMES as ARCHS  # the architectures (their registry)
 from vanishing.inits import INITS
 
 INV_SQRT_DEPTH = "inv_sqrt_depth"  # residual_scale = 1 / sqrt(depth)
@@ -28,7 +29,6 @@ PARTS = ("data", "model", "train")
 DATASETS = ("digits", "mnist1d")
 NORMS = ("none", "batch", "layer")
 OPTIMIZERS = ("sgd", "adam")
-ARCHS = ("mlp",)  # the architectures (issue 17 adds cnn, issue 18 recurrent nets)
 BLOCKS = ("branch_act", "post", "pre")  # residual blocks; see training/models.py
 AUTO = "auto"
 

@@ -19,9 +19,10 @@ import torch
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 from torch.utils.data import DataLoader, IterableDataset
 
+from vanishing import architectures
 from vanishing.config import Cell
 from vanishing.training.data import Splits
-from vanishing.training.models import BatchedMLP, objective, replica_losses, replica_seeds
+from vanishing.training.models import objective, replica_losses, replica_seeds
 from vanishing.training.optim import freeze_replica, make_optimizer
 from vanishing.training.probes import QUANTITIES, is_probe_step, measure, weight_stats
 
@@ -69,7 +70,8 @@ class CellModule(pl.LightningModule):
     def __init__(self, cell: Cell, splits: Splits, seeds: list[int], lrs: list[float]):
         super().__init__()
         self.cell, self.splits, self.lrs = cell, splits, torch.tensor(lrs, dtype=torch.float32)
-        self.net = BatchedMLP(cell.model, splits.input_dim, splits.n_classes, seeds)
+        model_class = architectures.get(cell.model.arch).model_class()  # dispatch by arch
+        self.net = model_class(cell.model, splits.input_dim, splits.n_classes, seeds)
         # every parameter and buffer at step 0: what the probes measure distances from and what
         # the layer reset restores
         self.init_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
