@@ -209,7 +209,8 @@ def expand_cells(config: dict) -> list[Cell]:
             name = cell_name(values, axes)
             cell = make_cell(values, name, grid["seeds"], grid["lr"], (grid_name,))
             try:  # an architecture that cannot be built fails here, before any work
-                architectures.check(cell.model.arch, cell.model.depth, cell.data.name)
+                m = cell.model
+                architectures.check(m.arch, m.depth, cell.data.name, m.init)
             except ValueError as e:
                 raise ValueError(f"grids.{grid_name}, cell {name}: {e}") from None
             if name not in cells:

@@ -26,7 +26,7 @@ from vanishing.inits import INITS
 INV_SQRT_DEPTH = "inv_sqrt_depth"  # residual_scale = 1 / sqrt(depth)
 DEFAULT_LRS = (0.003, 0.01, 0.03, 0.1, 0.3)
 PARTS = ("data", "model", "train")
-DATASETS = ("digits", "mnist1d")
+DATASETS = ("digits", "mnist1d", "mnist")
 NORMS = ("none", "batch", "layer")
 OPTIMIZERS = ("sgd", "adam")
 BLOCKS = ("branch_act", "post", "pre")  # residual blocks; see training/models.py

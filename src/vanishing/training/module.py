@@ -90,8 +90,10 @@ class CellModule(pl.LightningModule):
         x, y = self.data.x_train[idx], self.data.y_train[idx]  # (P, D), (P,)
         self.probe_batch = (x.expand(R, -1, -1), y.expand(R, -1))  # the same for every replica
         # input features that vary over the training data (others give layer 1 no gradient)
+        # (a conv net's first kernels see every pixel's neighbourhood: none left out there)
         x_train = self.data.x_train
-        self.live_inputs = (x_train != x_train[:1]).any(dim=0)
+        flat = not architectures.get(self.cell.model.arch).conv
+        self.live_inputs = (x_train != x_train[:1]).any(dim=0) if flat else None
         # divergence is tracked on the device, so that no step waits for the host: a replica
         # is live until its loss is first non-finite (``died_at`` holds that step, else -1)
         self.live = self.active.to(self.device, copy=True)
@@ -222,7 +224,9 @@ class CellModule(pl.LightningModule):
         return out
 
     def hidden_weights(self) -> list[torch.Tensor]:
-        return [layer[0] for layer in self.net.layers()[:-1]]
+        """The weights of the probed layers 1..depth (an MLP's hidden layers; a conv net's
+        convolutions and its classifier)."""
+        return [layer[0] for layer in self.net.layers()[: self.cell.model.depth]]
 
     def init_weights(self) -> list[torch.Tensor]:
         return [self.init_state[f"weights.{i}"] for i in range(self.cell.model.depth)]

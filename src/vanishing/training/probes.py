@@ -88,7 +88,8 @@ def probe_chunk(net: BatchedMLP, probe_size: int, max_bytes: int = PROBE_BYTES) 
     """How many replicas one pass of the probe takes: what it keeps per replica and layer (the
     tensors autograd saves, at most two (probe_size, width) ones, and a gradient in flight)
     times the replicas stays under ``max_bytes``; at least 1."""
-    per_replica = 3 * probe_size * net.cfg.width * net.cfg.depth * 4
+    units = net.units(probe_size) if hasattr(net, "units") else net.cfg.width * net.cfg.depth
+    per_replica = 3 * probe_size * units * 4
     return max(1, min(net.n_replicas, max_bytes // per_replica))
 
 
@@ -124,15 +125,18 @@ def _measure(net: BatchedMLP, x, y, replicas: slice) -> dict[str, torch.Tensor]:
     def reduce_grad(layer: int, g: torch.Tensor) -> None:
         rms[layer] = frobenius(g) / n**0.5  # sqrt(mean_i ||dL/dh_l[i]||^2)
 
-    def reduce_layer(layer: int, h: torch.Tensor, a: torch.Tensor) -> None:
+    def reduce_layer(layer: int, h: torch.Tensor, a: torch.Tensor | None) -> None:
         h.register_hook(functools.partial(reduce_grad, layer))
-        with torch.no_grad():
-            sat[layer] = saturation(net.cfg.activation, a)
+        with torch.no_grad():  # a is None where no activation follows (a conv net's classifier)
+            if a is None:
+                sat[layer] = torch.full(h.shape[:1], float("nan"), device=h.device)
+            else:
+                sat[layer] = saturation(net.cfg.activation, a)
 
     with torch.enable_grad():
         logits, _, _ = net(x, update_stats=False, keep=reduce_layer, layers=layers)
         total = replica_losses(logits, y).sum()
-        g_w = torch.autograd.grad(total, [layer[0] for layer in layers[:-1]])
+        g_w = torch.autograd.grad(total, [layer[0] for layer in layers[:depth]])
     with torch.no_grad():
         return {
             "grad_preact_rms": torch.stack(rms, 1),
@@ -156,8 +160,8 @@ def weight_stats(
     gradient whatever the depth, so they are left out of its ``weight_unchanged``.
     (One layer at a time, all of its statistics while its matrices are in cache.)"""
 
-    def norm(x):  # (R,): Frobenius norm of each replica's matrix
-        return torch.linalg.vector_norm(x, dim=(1, 2))
+    def norm(x):  # (R,): Frobenius norm of each replica's matrix (or conv kernel)
+        return torch.linalg.vector_norm(x.flatten(1), dim=1)
 
     dist, same, upd = [], [], []
     for layer, (w, w0) in enumerate(zip(weights, init, strict=True)):
@@ -167,7 +171,7 @@ def weight_stats(
         # |sign(d)| in float: exact, and several times faster than a boolean count here
         if layer == 0 and live_inputs is not None and bool(live_inputs.any()):
             d = d[:, live_inputs]  # the rows of W_1 that can receive a gradient
-        same.append(1 - torch.sign(d).abs_().sum(dim=(1, 2)) / d[0].numel())
+        same.append(1 - torch.sign(d).abs_().flatten(1).sum(dim=1) / d[0].numel())
         if previous is not None:
             p = previous[layer]
             upd.append(norm(w - p) / norm(p))
