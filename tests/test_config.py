@@ -91,23 +91,28 @@ def test_bad_config_stops_the_workflow_before_any_job(tmp_path):
 
 
 def test_default_study_expands_into_eight_balanced_jobs(default_config):
-    """One job per (activation, residual) across the five sub-grids; cells shared by no two
-    sub-grids; a branch gain only where there is a branch."""
+    """One MLP job per (activation, residual) across the five MLP sub-grids, and two conv jobs;
+    cells shared by no two sub-grids; a branch gain only where there is a branch."""
     jobs = expand_jobs(default_config)
-    assert len(jobs) == 4 * 2
+    assert len(jobs) == 4 * 2 + 2
     cells = [c for cs in jobs.values() for c in cs]
     assert len({c.name for c in cells}) == len(cells)
     by_grid = {g: [c for c in cells if g in c.grids] for g in default_config["grids"]}
     assert len(by_grid["main"]) == 3 * 5 * 2 * 2 and len(by_grid["profile"]) == 4 * 8 * 3 * 2
     assert len(by_grid["deep"]) == 2 * 2 * 2 * 2 and len(by_grid["matched_init"]) == 4 * 2 * 2
+    assert len(by_grid["conv"]) == 3 * 2 * 2
+    assert {(c.model.arch, c.model.width) for c in by_grid["conv"]} == {("cnn", 8)}
     assert {c.train.epochs for c in by_grid["profile"]} == {0}
     assert {c.seeds for c in by_grid["profile"]} == {tuple(range(10))}
     assert {c.lrs for c in by_grid["adam"]} == {(0.0003, 0.001, 0.003)}
     assert {c.model.residual_scale for c in cells if not c.model.residual} == {1.0}
     assert {c.model.residual_scale for c in cells if c.model.residual} == {INV_SQRT_DEPTH}
-    first = jobs["activation~sigmoid_residual~false_residual_scale~1.0"][0]
-    assert first.name == ("activation~sigmoid_depth~2_norm~none_residual~false_init~auto_"
-                          "residual_scale~1.0_optimizer~sgd_epochs~50")  # fmt: skip
+    first = jobs["arch~mlp_activation~sigmoid_residual~false_width~64_block~branch_act_"
+                 "residual_scale~1.0"][0]  # fmt: skip
+    assert first.name == (
+        "arch~mlp_activation~sigmoid_depth~2_norm~none_residual~false_width~64_init~auto_"
+        "block~branch_act_residual_scale~1.0_optimizer~sgd_epochs~50"
+    )
     assert first.lrs == DEFAULT_LRS and first.seeds == (0, 1, 2, 3, 4)
 
 
