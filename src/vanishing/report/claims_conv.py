@@ -11,9 +11,10 @@ from comparisons.csv's ``deepest_vs_shallowest`` row on ``final_train_loss`` and
 row of the deepest cell (at its selected lr):
 
 - the deeper net trains worse when its final training loss is higher, Holm p < ``ALPHA``;
-- its gradients are *balanced* when the upper ends of the 95% intervals of
-  ``abs_log10_grad_ratio_init`` and ``abs_log10_grad_ratio_final`` (layer 1 against the top, in
-  decades) are both below ``DECADE`` (1); *unbalanced* when either mean is at or above it;
+- its gradients are *balanced* when the 95% intervals over seeds of ``log10_grad_ratio_init``
+  and ``log10_grad_ratio_final`` (log10 of layer 1's gradient over the top layer's) both lie
+  within ``DECADE`` (1) of 0: neither vanished nor exploded by a decade, at init or at the end;
+  *unbalanced* when either mean is a decade or more from 0 (an underflow, -inf, included);
 - outcome ``holds`` (the brief's story: poor learning with vanishing or exploding gradients):
   worse and unbalanced; ``opposite`` (degradation: poor learning that is not the gradients'
   doing): worse and balanced; ``null`` otherwise (no significant loss gap, or balance unclear).
@@ -50,7 +51,7 @@ DEGRADED = (
     "poor learning in deeper plain conv nets with batch norm is not caused by vanishing gradients"
 )
 WHERE = dict(arch="cnn", norm="batch", residual=False)
-BALANCE = ("abs_log10_grad_ratio_init", "abs_log10_grad_ratio_final")
+BALANCE = ("log10_grad_ratio_init", "log10_grad_ratio_final")
 
 
 def _conv_grid(table: pd.DataFrame) -> str | None:
@@ -71,7 +72,12 @@ def _deepest_cell(comparison: pd.Series, selected: pd.DataFrame) -> pd.Series | 
     for key in CELL_KEYS:
         if key in ("depth", "lr") or key not in selected or pd.isna(comparison.get(key)):
             continue
-        mask &= selected[key].astype(str).str.lower() == str(comparison[key]).lower()
+        value, col = comparison[key], selected[key]
+        number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+        if np.isfinite(number) and not isinstance(value, bool | np.bool_):  # 2 == 2.0 as text
+            mask &= pd.to_numeric(col, errors="coerce") == number
+        else:
+            mask &= col.astype(str).str.lower() == str(value).lower()
     found = selected[mask]
     return found.iloc[0] if len(found) else None
 
@@ -80,11 +86,12 @@ def balance(cell: pd.Series | None) -> str:
     """``balanced``, ``unbalanced`` or ``unclear`` for a selected.csv row (module docstring)."""
     if cell is None:
         return "unclear"
-    highs = [cell.get(f"{m}_ci_high", np.nan) for m in BALANCE]
-    means = [cell.get(f"{m}_mean", np.nan) for m in BALANCE]
-    if all(np.isfinite(h) and h < DECADE for h in highs):
-        return "balanced"
-    if any(np.isfinite(m) and m >= DECADE for m in means) or any(m == np.inf for m in means):
+    lows = [float(cell.get(f"{m}_ci_low", np.nan)) for m in BALANCE]
+    highs = [float(cell.get(f"{m}_ci_high", np.nan)) for m in BALANCE]
+    means = [float(cell.get(f"{m}_mean", np.nan)) for m in BALANCE]
+    if all(-DECADE < lo and hi < DECADE for lo, hi in zip(lows, highs, strict=True)):
+        return "balanced"  # (NaN bounds compare False: not balanced)
+    if any(abs(m) >= DECADE for m in means if not np.isnan(m)):
         return "unbalanced"
     return "unclear"
 
@@ -110,15 +117,15 @@ def degradation_part(t: dict, keys) -> Part | None:
     def line(r, m):
         c = cells[r["_row"]]
         grads = "no selected row for the deeper cell" if c is None else ", ".join(
-            f"{b.removeprefix('abs_log10_grad_ratio_')} {num(c.get(f'{b}_mean'), 2)} "
-            f"[..{num(c.get(f'{b}_ci_high'), 2)}]"
+            f"{b.removeprefix('log10_grad_ratio_')} {num(c.get(f'{b}_mean'), 2)} "
+            f"[{num(c.get(f'{b}_ci_low'), 2)}, {num(c.get(f'{b}_ci_high'), 2)}]"
             for b in BALANCE
         )  # fmt: skip
         return (
             f"final_train_loss, depth {r['treatment']} - {r['baseline']} "
             f"({context(r, keys, skip=('depth',))}): {num(r['mean_treatment'])} vs "
             f"{num(r['mean_baseline'])}, diff {num(r['diff'])}, Holm p {num(r['p_holm'], 2)}; "
-            f"deeper net's |log10 layer-1/top| in decades: {grads} "
+            f"deeper net's log10 layer-1/top gradient: {grads} "
             f"({state[r['_row']]}, a decade = {num(DECADE)}) {MARK[m]}"
         )
 
