@@ -60,22 +60,34 @@ class ConvNet(nn.Module):
         return self.fc(u.mean(dim=(2, 3)))
 
 
+DEVICE = torch.device("cpu")
+
+
+def sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def time_steps(step, steps: int, warmup: int = 5) -> float:
     for i in range(warmup):
         step(i)
+    sync()
     t0 = time.perf_counter()
     for i in range(warmup, warmup + steps):
         step(i)
+    sync()
     return (time.perf_counter() - t0) / steps * 1000
 
 
 def batches(R, batch, n, steps):
-    return torch.randint(0, n, (steps + 5, R, batch), generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    return torch.randint(0, n, (steps + 5, R, batch), generator=gen).to(DEVICE)
 
 
 def batched_ms(cfg, R, batch, x_all, y_all, steps):
-    net = BatchedCNN(cfg, x_all.shape[1], 10, list(range(R)))
+    net = BatchedCNN(cfg, x_all.shape[1], 10, list(range(R))).to(DEVICE)
     opt, weights = make_optimizer("sgd", net.parameters(), torch.full((R,), 0.01), 0.9)
+    weights = weights.to(DEVICE)
     idx = batches(R, batch, len(y_all), steps)
 
     def step(i):
@@ -88,7 +100,7 @@ def batched_ms(cfg, R, batch, x_all, y_all, steps):
 
 
 def vmap_ms(cfg, R, batch, x_all, y_all, steps, side):
-    nets = [ConvNet(cfg.depth, cfg.width, cfg.residual, side) for _ in range(R)]
+    nets = [ConvNet(cfg.depth, cfg.width, cfg.residual, side).to(DEVICE) for _ in range(R)]
     for n in nets:
         replace_all_batch_norm_modules_(n)
     params, buffers = stack_module_state(nets)
@@ -111,7 +123,7 @@ def vmap_ms(cfg, R, batch, x_all, y_all, steps, side):
 
 
 def loop_ms(cfg, R, batch, x_all, y_all, steps, side):
-    nets = [ConvNet(cfg.depth, cfg.width, cfg.residual, side) for _ in range(R)]
+    nets = [ConvNet(cfg.depth, cfg.width, cfg.residual, side).to(DEVICE) for _ in range(R)]
     opt = torch.optim.SGD([p for n in nets for p in n.parameters()], lr=0.01, momentum=0.9,
                           foreach=True)  # fmt: skip
     idx = batches(R, batch, len(y_all), steps)
@@ -129,8 +141,8 @@ def floor_ms(cfg, R, batch, steps, side):
     """The grouped convolutions of one step alone: forward, then their backward (input and
     weight gradients) by autograd, with nothing between the convolutions."""
     specs = conv_specs(cfg.depth, cfg.width)
-    ws = [torch.randn(R * o, i, 3, 3, requires_grad=True) for i, o, _ in specs]
-    x = torch.randn(batch, R, side, side)
+    ws = [torch.randn(R * o, i, 3, 3, device=DEVICE, requires_grad=True) for i, o, _ in specs]
+    x = torch.randn(batch, R, side, side, device=DEVICE)
 
     def step(_):
         u = x
@@ -151,18 +163,21 @@ def main() -> None:
     p.add_argument("--data", default="digits", choices=["digits", "mnist"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--repeats", type=int, default=3)
     a = p.parse_args()
+    global DEVICE
+    DEVICE = torch.device(a.device)
     torch.set_num_threads(a.threads)
     splits = load_splits(DataConfig(name=a.data), 256)
-    x, y = splits.x_train, splits.y_train
+    x, y = splits.x_train.to(DEVICE), splits.y_train.to(DEVICE)
     side = int(x.shape[1] ** 0.5)
     cfg = ModelConfig("relu", a.depth, "batch", a.residual, width=a.width, block="post",
                       arch="cnn")  # fmt: skip
     R = a.replicas
     print(f"cnn depth {a.depth}, width {a.width}, {'post residual' if a.residual else 'plain'}, "
           f"batch norm, relu, {a.data} {side}x{side}, batch {a.batch}, R={R}, threads "
-          f"{a.threads}, torch {torch.__version__}")  # fmt: skip
+          f"{a.threads}, {DEVICE}, torch {torch.__version__}")  # fmt: skip
 
     def median(fn):
         return statistics.median(fn() for _ in range(a.repeats))
