@@ -10,8 +10,9 @@
 
     .venv/bin/python benchmarks/conv_step.py [--depth 20 --width 8 --replicas 6 --batch 64]
 
-Prints milliseconds per step (median of repeats) and the ratios vmap / batched, loop / batched
-and batched / floor. Run by hand, not by the tests; quote it with the machine and its load.
+Prints milliseconds per step (CPU time of the process on the CPU, wall time on a GPU; the median
+of interleaved rounds) and the ratios vmap / batched, loop / batched and batched / floor. Run by
+hand, not by the tests; quote it with the machine and its load.
 """
 
 from __future__ import annotations
@@ -68,15 +69,21 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
+def clock() -> float:
+    """Wall time on a GPU; on the CPU the process's CPU time, which a machine shared with other
+    jobs stretches far less than wall time (with one torch thread the two agree when idle)."""
+    return time.perf_counter() if DEVICE.type == "cuda" else time.process_time()
+
+
 def time_steps(step, steps: int, warmup: int = 5) -> float:
     for i in range(warmup):
         step(i)
     sync()
-    t0 = time.perf_counter()
+    t0 = clock()
     for i in range(warmup, warmup + steps):
         step(i)
     sync()
-    return (time.perf_counter() - t0) / steps * 1000
+    return (clock() - t0) / steps * 1000
 
 
 def batches(R, batch, n, steps):
@@ -179,15 +186,17 @@ def main() -> None:
           f"batch norm, relu, {a.data} {side}x{side}, batch {a.batch}, R={R}, threads "
           f"{a.threads}, {DEVICE}, torch {torch.__version__}")  # fmt: skip
 
-    def median(fn):
-        return statistics.median(fn() for _ in range(a.repeats))
-
-    ms = {
-        "batched (grouped convs)": median(lambda: batched_ms(cfg, R, a.batch, x, y, a.steps)),
-        "vmap (stack_module_state)": median(lambda: vmap_ms(cfg, R, a.batch, x, y, a.steps, side)),
-        "loop over replicas": median(lambda: loop_ms(cfg, R, a.batch, x, y, a.steps, side)),
-        "floor (convolutions alone)": median(lambda: floor_ms(cfg, R, a.batch, a.steps, side)),
+    fns = {
+        "batched (grouped convs)": lambda: batched_ms(cfg, R, a.batch, x, y, a.steps),
+        "vmap (stack_module_state)": lambda: vmap_ms(cfg, R, a.batch, x, y, a.steps, side),
+        "loop over replicas": lambda: loop_ms(cfg, R, a.batch, x, y, a.steps, side),
+        "floor (convolutions alone)": lambda: floor_ms(cfg, R, a.batch, a.steps, side),
     }
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(a.repeats):  # interleaved rounds: a load that drifts hits all four alike
+        for name, fn in fns.items():
+            samples[name].append(fn())
+    ms = {name: statistics.median(v) for name, v in samples.items()}
     for name, v in ms.items():
         print(f"{name:28s}: {v:8.2f} ms/step")
     b = ms["batched (grouped convs)"]
