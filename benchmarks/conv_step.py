@@ -150,6 +150,7 @@ def floor_ms(cfg, R, batch, steps, side):
     specs = conv_specs(cfg.depth, cfg.width)
     ws = [torch.randn(R * o, i, 3, 3, device=DEVICE, requires_grad=True) for i, o, _ in specs]
     x = torch.randn(batch, R, side, side, device=DEVICE)
+    x = x.contiguous(memory_format=torch.channels_last)  # the model's layout
 
     def step(_):
         u = x

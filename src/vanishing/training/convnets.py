@@ -25,7 +25,8 @@ position, the new channels zero (parameter-free, so depth and the count of layer
 Replicas: the activations are laid out (B, R * C, H, W) and every convolution is one grouped
 convolution (groups = R), every norm one ``F.batch_norm`` / ``F.group_norm`` over R * C
 channels, whose per-channel statistics are per replica. Inputs and logits are (R, B, ...) as
-for the MLPs; the flat pixels of a square 1-channel image are reshaped here.
+for the MLPs; the flat pixels of a square 1-channel image are reshaped here. The activations are
+held channels-last in memory (NHWC), which the CPU kernels run faster.
 """
 
 from __future__ import annotations
@@ -202,6 +203,9 @@ class BatchedCNN(nn.Module):
                 keep(i, h, a)
 
         img = x.transpose(0, 1).reshape(B, R, self.side, self.side)  # (B, R * 1, side, side)
+        # channels-last (NHWC) layout throughout: PyTorch's CPU batch norm and grouped
+        # convolutions take 18% less time per step this way (benchmarks/conv_step.py)
+        img = img.contiguous(memory_format=torch.channels_last)
         if not cfg.residual:
             u = img
             for i in range(len(self.specs)):
