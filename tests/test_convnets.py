@@ -205,3 +205,11 @@ def test_conv_profile_known_values():
     bn = conv_profile("relu", "kaiming", "batch", False, 8, 4)
     np.testing.assert_allclose(np.diff(bn[:-1]), -0.5 * np.log10(np.pi / (np.pi - 1)))
     assert conv_profile("relu", "kaiming", "none", True, 8, 4) is None
+
+
+def test_same_seed_same_numbers_on_cpu():
+    cfg = cnn(depth=14, norm="batch", residual=True, block="pre")
+    x, y = torch.randn(2, 16, 64), torch.randint(0, 10, (2, 16))
+    a, b = (measure(BatchedCNN(cfg, 64, 10, [7, 8]), x, y) for _ in range(2))
+    for q in a:
+        torch.testing.assert_close(a[q], b[q], rtol=0, atol=0, equal_nan=True)
