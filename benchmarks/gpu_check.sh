@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# A small study on the local GPU(s) through the real Snakefile: 16 cells x 2 lr x 3 seeds
-# (96 runs) of 5 epochs, compute.accelerator gpu, 4 jobs per GPU. Prints runs per minute
-# (rows of runs.csv over the whole pipeline's wall time) and peak GPU memory used.
+# A small study on the local GPU(s) through the real Snakefile: 16 MLP cells and 4 conv cells
+# (cnn, depth 20 and 56, plain and post-residual, batch norm, width 16) x 2 lr x 3 seeds (120
+# runs) of 5 epochs, compute.accelerator gpu, 4 jobs per GPU. Prints runs per minute (rows of
+# runs.csv over the whole pipeline's wall time) and peak GPU memory used; then the conv step
+# benchmark on the GPU (benchmarks/conv_step.py --device cuda, 28x28 MNIST, depth 56, R=15).
 #
 #     benchmarks/gpu_check.sh          # on a machine with an NVIDIA GPU; under 5 minutes on one
 #     benchmarks/gpu_check.sh -n       # dry run: builds the DAG only, needs no GPU
@@ -54,11 +56,20 @@ fi
 # pack: [depth] gives 8 training jobs for --cores 8: with 4 slots per GPU some must queue.
 cat >"$TMP/config.yaml" <<'EOF'
 study: gpu-check
-grid:
-  activation: [sigmoid, relu]
-  depth: [4, 16]
-  norm: [none, batch]
-  residual: [false, true]
+grids:
+  main:
+    activation: [sigmoid, relu]
+    depth: [4, 16]
+    norm: [none, batch]
+    residual: [false, true]
+  conv:
+    arch: [cnn]
+    activation: [relu]
+    depth: [20, 56]
+    norm: [batch]
+    residual: [false, true]
+    block: [post]
+    width: [16]
 seeds: [0, 1, 2]
 train:
   lr: [0.01, 0.1]
@@ -114,3 +125,7 @@ awk -v runs="$RUNS" -v t0="$T0" -v t1="$T1" -v peak="${PEAK_MB:-0}" -v base="$BA
     printf "training jobs:      %d, of which %d queued for a GPU slot\n", jobs, queued
 }'
 { grep -ho 'GPU [^ ]* slot [0-9]* of [0-9]*' "${LOGS[@]}" || true; } | sort | uniq -c
+
+# The conv step on the GPU: batched vs vmap vs a loop vs the convolutions alone.
+"$PY" "$REPO/benchmarks/conv_step.py" --device cuda --data mnist --depth 56 --width 16 \
+    --replicas 15 --steps 20 --repeats 3

@@ -58,6 +58,10 @@ def test_the_training_module_builds_the_registry_class():
     "axes, data, needle",
     [
         ({"depth": [2, 0]}, "digits", "mlp needs at least 1 hidden layer, got depth 0"),
+        ({"arch": ["cnn"], "depth": [8, 10]}, "digits", "6n \\+ 2 with n >= 1.*got depth 10"),
+        ({"arch": ["cnn"], "depth": [2]}, "digits", "got depth 2"),
+        ({"arch": ["cnn"], "depth": [8]}, "mnist1d", "cnn takes images, and data 'mnist1d'"),
+        ({"init": ["delta_orthogonal"]}, "digits", "delta_orthogonal is defined for conv"),
     ],
 )
 def test_a_cell_the_architecture_cannot_build_is_refused_by_name(axes, data, needle):
@@ -73,3 +77,4 @@ def test_unknown_arch_and_data_are_named():
     with pytest.raises(ValueError, match="not a known data set"):
         architectures.check("mlp", 2, "cifar")
     architectures.check("mlp", 1, "mnist1d")  # valid: no error
+    architectures.check("cnn", 110, "mnist", "delta_orthogonal")

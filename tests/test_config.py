@@ -91,16 +91,18 @@ def test_bad_config_stops_the_workflow_before_any_job(tmp_path):
 
 
 def test_default_study_expands_into_eight_balanced_jobs(default_config):
-    """One job per (activation, residual) across the sub-grids; cells shared by no two
-    sub-grids; a branch gain and a block only where there is a branch (pre in the main, deep
-    and profile grids; post and branch_act, step 0 only, in blocks)."""
+    """One MLP job per (activation, residual) across the MLP sub-grids, and two conv jobs;
+    cells shared by no two sub-grids; a branch gain and a block only where there is a branch
+    (pre in the main, deep and profile grids; post and branch_act, step 0 only, in blocks)."""
     jobs = expand_jobs(default_config)
-    assert len(jobs) == 4 * 2
+    assert len(jobs) == 4 * 2 + 2
     cells = [c for cs in jobs.values() for c in cs]
     assert len({c.name for c in cells}) == len(cells)
     by_grid = {g: [c for c in cells if g in c.grids] for g in default_config["grids"]}
     assert len(by_grid["main"]) == 3 * 5 * 2 * 2 and len(by_grid["profile"]) == 4 * 8 * 3 * 2
     assert len(by_grid["deep"]) == 2 * 2 * 2 * 2 and len(by_grid["matched_init"]) == 4 * 2 * 2
+    assert len(by_grid["conv"]) == 3 * 2 * 2
+    assert {(c.model.arch, c.model.width) for c in by_grid["conv"]} == {("cnn", 8)}
     assert {c.train.epochs for c in by_grid["profile"]} == {0}
     assert {c.seeds for c in by_grid["profile"]} == {tuple(range(10))}
     assert {c.lrs for c in by_grid["adam"]} == {(0.0003, 0.001, 0.003)}

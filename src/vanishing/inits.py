@@ -23,7 +23,17 @@ from vanishing import activations, meanfield
 
 AUTO = "auto"
 
-INITS = ("auto", "pytorch", "xavier", "kaiming", "lecun", "orthogonal", "identity")
+INITS = (
+    "auto",
+    "pytorch",
+    "xavier",
+    "kaiming",
+    "lecun",
+    "orthogonal",
+    "identity",
+    "delta_orthogonal",
+)
+CONV_INITS = ("delta_orthogonal",)  # defined for convolutions only (``architectures``)
 
 
 def resolve_init(init: str, activation: str) -> str:
@@ -48,6 +58,9 @@ def weight_variance(init: str, fan_in: int, fan_out: int, sw2: float | str = AUT
     - ``orthogonal``: a (semi-)orthogonal matrix with gain 1. Its rows (or columns) have unit norm,
       so the per-entry second moment is 1 / max(fan_in, fan_out).
     - ``identity``: the identity (IRNN's recurrent matrix; recurrent nets only), the same.
+    - ``delta_orthogonal`` (Xiao et al. 2018, conv kernels only): zero except the centre tap,
+      an orthogonal (c_out, c_in) matrix with gain 1; with fan_in = 9 c_in and fan_out = 9 c_out
+      the per-entry second moment over the whole kernel is again 1 / max(fan_in, fan_out).
     """
     if sw2 != AUTO:
         if init not in INITS or init == AUTO:
@@ -61,9 +74,19 @@ def weight_variance(init: str, fan_in: int, fan_out: int, sw2: float | str = AUT
         return 2.0 / fan_in
     if init == "lecun":
         return 1.0 / fan_in
-    if init in ("orthogonal", "identity"):  # identity: a recurrent net's W (IRNN), square
+    if init in ("orthogonal", "identity", "delta_orthogonal"):  # identity: IRNN's square W
         return 1.0 / max(fan_in, fan_out)
     raise ValueError(f"no concrete init scheme {init!r}; resolve 'auto' first")
+
+
+def conv_weight_variance(init: str, c_in: int, c_out: int, k: int = 3) -> float:
+    """Var(W) over a (c_out, c_in, k, k) conv kernel under a concrete scheme: fan_in = k^2 c_in
+    and fan_out = k^2 c_out as PyTorch counts them, except the orthogonal ones: ``orthogonal``
+    makes the kernel flattened to (c_out, k^2 c_in) (semi-)orthogonal, 1 / max(k^2 c_in, c_out);
+    ``delta_orthogonal`` only its centre tap, 1 / (k^2 max(c_in, c_out))."""
+    if init == "orthogonal":
+        return 1.0 / max(k * k * c_in, c_out)
+    return weight_variance(init, k * k * c_in, k * k * c_out)
 
 
 def bias_variance(init: str, fan_in: int, sb2: float | str = AUTO) -> float:
@@ -75,7 +98,7 @@ def bias_variance(init: str, fan_in: int, sb2: float | str = AUTO) -> float:
         return float(sb2)
     if init == "pytorch":
         return 1.0 / (3.0 * fan_in)
-    if init in ("xavier", "kaiming", "lecun", "orthogonal", "identity"):
+    if init in ("xavier", "kaiming", "lecun", "orthogonal", "identity", "delta_orthogonal"):
         return 0.0
     raise ValueError(f"no concrete init scheme {init!r}; resolve 'auto' first")
 

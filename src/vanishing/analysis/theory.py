@@ -281,6 +281,12 @@ def _predictions(df: pd.DataFrame, probe_inputs: pd.DataFrame) -> dict[tuple, np
     out = {}
     for key, g in df.groupby(list(GROUP), sort=True):
         k = dict(zip(GROUP, key, strict=True))
+        if k.get("arch", "mlp") == "cnn":  # conv nets: their own theory (Xiao et al. 2018)
+            from vanishing.analysis.conv_theory import conv_profile
+
+            args = (k["norm"], bool(k["residual"]), int(k["depth"]), int(k["width"]))
+            out[key] = conv_profile(k["activation"], k["init_scheme"], *args)
+            continue
         cells = g["cell"].unique()
         missing = [c for c in cells if c not in moments.index]
         if missing:
@@ -345,6 +351,9 @@ def theory_table(
     the mean over seeds of per-run least-squares slopes, with a 95% t interval across seeds.
     """
     df = _step0(runs, layers)
+    # a conv net's top layer is its classifier (h = the logits), which its theory leaves out
+    top_classifier = (df.get("arch", "mlp") == "cnn") & (df["layer"] == df["depth"])
+    df = df.assign(log10_rms=df["log10_rms"].mask(top_classifier))
     run_slopes = df.groupby([*GROUP, "seed", "cell", "lr"], sort=True).apply(
         lambda r: fit_slope(r["layer"], r["log10_rms"]), include_groups=False
     )

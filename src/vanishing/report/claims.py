@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from vanishing.activations import SATURATING
-from vanishing.report import remedies
+from vanishing.report import claims_conv, remedies
 from vanishing.report.claims_time import CLAIMS_TIME
 from vanishing.report.evidence import (
     ALPHA,
@@ -112,7 +112,9 @@ def judge_stagnation(t, grids, keys) -> dict:
     chance + 0.1), resetting layers 1..depth//2 to their initial values loses nothing: the drop
     is within +-0.02 by TOST (contrary: a significant drop); (d) across all cells a smaller
     gradient ratio at init goes with a higher final training loss (Spearman rho < 0). Plain
-    ReLU cells are the control for (c)."""
+    ReLU cells are the control for (c). (e), where the study has plain batch-norm conv nets:
+    degradation (``claims_conv``), whose contrary says poor learning there is not caused by
+    vanishing gradients."""
     family = "deepest_vs_shallowest"
     loss = comparison_part("(a) training loss", t, grids, family, "final_train_loss", +1, keys,
                            **SATURATING_PLAIN)  # fmt: skip
@@ -152,7 +154,10 @@ def judge_stagnation(t, grids, keys) -> dict:
         f"{r['activation']}: training loss {num(r['mean_treatment'])} at depth "
         f"{r['treatment']} vs {num(r['mean_baseline'])} at depth {r['baseline']}"
     )  # fmt: skip
-    return judged([loss, late, reset, link], decisive, extra=extra)
+    conv = claims_conv.degradation_part(t, keys)  # None without conv nets
+    said = claims_conv.degradation_sentence(conv)
+    decisive = "; ".join(s for s in (decisive, said) if s)
+    return judged([loss, late, reset, link, *([conv] if conv else [])], decisive, extra=extra)
 
 
 def judge_mechanism(t, grids, keys) -> dict:

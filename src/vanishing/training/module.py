@@ -23,7 +23,7 @@ from vanishing import architectures
 from vanishing.config import Cell
 from vanishing.training.data import Splits
 from vanishing.training.jacobian import measure_isometry
-from vanishing.training.models import objective, replica_losses, replica_seeds
+from vanishing.training.models import BatchedMLP, objective, replica_losses, replica_seeds
 from vanishing.training.optim import freeze_replica, layer_blocks, make_optimizer
 from vanishing.training.probes import QUANTITIES, is_probe_step, measure, weight_stats
 from vanishing.training.probes_time import measure_time
@@ -103,8 +103,10 @@ class CellModule(pl.LightningModule):
         x, y = self.data.x_train[idx], self.data.y_train[idx]  # (P, D), (P,)
         self.probe_batch = (x.expand(R, -1, -1), y.expand(R, -1))  # the same for every replica
         # input features that vary over the training data (others give layer 1 no gradient)
+        # (a conv net's first kernels see every pixel's neighbourhood: none left out there)
         x_train = self.data.x_train
-        self.live_inputs = (x_train != x_train[:1]).any(dim=0)
+        flat = not architectures.get(self.cell.model.arch).conv
+        self.live_inputs = (x_train != x_train[:1]).any(dim=0) if flat else None
         # divergence is tracked on the device, so that no step waits for the host: a replica
         # is live until its loss is first non-finite (``died_at`` holds that step, else -1)
         self.live = self.active.to(self.device, copy=True)
@@ -241,10 +243,11 @@ class CellModule(pl.LightningModule):
         return isinstance(self.net, BatchedRNN)
 
     def hidden_weights(self) -> list[torch.Tensor]:
-        """The matrices the weight ledger follows: each hidden layer's W, or the recurrent W."""
+        """The weights the ledger follows, layers 1..depth: an MLP's hidden layers, a conv
+        net's convolutions and its classifier, or a recurrent net's recurrent W."""
         if self.recurrent:
             return [self.net.W]
-        return [layer[0] for layer in self.net.layers()[:-1]]
+        return [layer[0] for layer in self.net.layers()[: self.cell.model.depth]]
 
     def init_weights(self) -> list[torch.Tensor]:
         if self.recurrent:
@@ -306,7 +309,8 @@ class GradientProbe(pl.Callback):
         module.settle()
         t0 = time.perf_counter()
         values = module.probe()
-        if not module.recurrent and not module.history.isometry:  # the first probe: step 0
+        mlp = isinstance(module.net, BatchedMLP)  # the Jacobian is measured for MLPs
+        if mlp and not module.history.isometry:  # the first probe: step 0
             iso = measure_isometry(module.net, module.probe_batch[0])
             module.history.isometry = {k: v.numpy() for k, v in iso.items()}
         dead = ~module.active.numpy()

@@ -129,7 +129,8 @@ def probe_chunk(net: BatchedMLP, probe_size: int, max_bytes: int = PROBE_BYTES) 
     """How many replicas one pass of the probe takes: what it keeps per replica and layer (the
     tensors autograd saves, at most three (probe_size, width) ones, and a gradient in flight)
     times the replicas stays under ``max_bytes``; at least 1."""
-    per_replica = 4 * probe_size * net.cfg.width * net.cfg.depth * 4
+    units = net.units(probe_size) if hasattr(net, "units") else net.cfg.width * net.cfg.depth
+    per_replica = 4 * probe_size * units * 4
     return max(1, min(net.n_replicas, max_bytes // per_replica))
 
 
@@ -169,33 +170,43 @@ def _measure(net: BatchedMLP, x, y, replicas: slice) -> dict[str, torch.Tensor]:
     def reduce_grad(out: list, layer: int, g: torch.Tensor) -> None:
         out[layer] = frobenius(g) / n**0.5  # sqrt(mean_i ||dL/dh_l[i]||^2), likewise x_l
 
-    def reduce_layer(layer: int, h: torch.Tensor, a: torch.Tensor) -> None:
+    def reduce_layer(layer: int, h: torch.Tensor, a: torch.Tensor | None) -> None:
         h.register_hook(functools.partial(reduce_grad, rms, layer))
-        with torch.no_grad():
-            sat[layer] = saturation(net.cfg.activation, a)
-        fq[layer], fc[layer] = forward_moments(h)
+        with torch.no_grad():  # a is None where no activation follows (a conv net's classifier)
+            if a is None:
+                sat[layer] = torch.full(h.shape[:1], float("nan"), device=h.device)
+            else:
+                sat[layer] = saturation(net.cfg.activation, a)
+            fq[layer], fc[layer] = forward_moments(h.flatten(2))  # a conv h: all its units
 
     def reduce_stream(layer: int, x_l: torch.Tensor) -> None:
         x_l.register_hook(functools.partial(reduce_grad, stream_grad, layer))
         stream[layer] = frobenius(x_l.detach()) / x_l[0].numel() ** 0.5
 
     with torch.enable_grad():
-        logits, _, _ = net(
-            x, update_stats=False, keep=reduce_layer, layers=layers, stream=reduce_stream
-        )
+        # the MLPs report their stream (x_l); a conv net's probes are its layers' h_l alone
+        extra = {"stream": reduce_stream} if isinstance(net, BatchedMLP) else {}
+        logits, _, _ = net(x, update_stats=False, keep=reduce_layer, layers=layers, **extra)
         total = replica_losses(logits, y).sum()
-        g_w = torch.autograd.grad(total, [layer[0] for layer in layers[:-1]])
+        g_w = torch.autograd.grad(total, [layer[0] for layer in layers[:depth]])
     with torch.no_grad():
         return {
             "grad_preact_rms": torch.stack(rms, 1),
             # ||d(mean_i loss_i) / dW_l||_F
             "grad_weight_norm": torch.stack([frobenius(g) for g in g_w], 1) / n,
             "saturation": torch.stack(sat, 1),
-            "grad_stream_rms": torch.stack(stream_grad, 1),
-            "stream_rms": torch.stack(stream, 1),
+            "grad_stream_rms": _stack_or_nan(stream_grad, len(x)),
+            "stream_rms": _stack_or_nan(stream, len(x)),
             "forward_q": torch.stack(fq, 1),
             "forward_c": torch.stack(fc, 1),
         }
+
+
+def _stack_or_nan(values: list[torch.Tensor | None], replicas: int) -> torch.Tensor:
+    """(R, layers) from per-layer (R,) values; NaN where the net did not report them."""
+    if any(v is None for v in values):
+        return torch.full((replicas, len(values)), float("nan"), dtype=torch.float64)
+    return torch.stack(values, 1)
 
 
 @torch.no_grad()
@@ -212,8 +223,8 @@ def weight_stats(
     gradient whatever the depth, so they are left out of its ``weight_unchanged``.
     (One layer at a time, all of its statistics while its matrices are in cache.)"""
 
-    def norm(x):  # (R,): Frobenius norm of each replica's matrix
-        return torch.linalg.vector_norm(x, dim=(1, 2))
+    def norm(x):  # (R,): Frobenius norm of each replica's matrix (or conv kernel)
+        return torch.linalg.vector_norm(x.flatten(1), dim=1)
 
     dist, same, upd = [], [], []
     for layer, (w, w0) in enumerate(zip(weights, init, strict=True)):
@@ -223,7 +234,7 @@ def weight_stats(
         # |sign(d)| in float: exact, and several times faster than a boolean count here
         if layer == 0 and live_inputs is not None and bool(live_inputs.any()):
             d = d[:, live_inputs]  # the rows of W_1 that can receive a gradient
-        same.append(1 - torch.sign(d).abs_().sum(dim=(1, 2)) / d[0].numel())
+        same.append(1 - torch.sign(d).abs_().flatten(1).sum(dim=1) / d[0].numel())
         if previous is not None:
             p = previous[layer]
             upd.append(norm(w - p) / norm(p))
