@@ -20,8 +20,8 @@ from vanishing.training.models import BatchedMLP
 
 
 def test_jacobian_rows_equal_autograd_of_the_forward_by_hand():
-    """depth 3, tanh, residual (alpha 1, the branch_act block), layer norm: x1 = tanh(LN(x W0 + b0)),
-    x_l = x_{l-1} + tanh(LN(x_{l-1} W + b)); J = d x3 / d x."""
+    """depth 3, tanh, residual (alpha 1, the branch_act block), layer norm:
+    x1 = tanh(LN(x W0 + b0)), x_l = x_{l-1} + tanh(LN(x_{l-1} W + b)); J = d x3 / d x."""
     cfg = ModelConfig(
         "tanh", depth=3, norm="layer", residual=True, width=5, sigma_b2=0.2, block="branch_act"
     )
