@@ -41,7 +41,7 @@ def judge(t: dict) -> dict:
     [
         (0.8, SIG, 0.3, 0.4, CONTRADICTED),  # degradation: worse, gradients within a decade
         (0.8, SIG, 0.3, -2.5, SUPPORTED),  # worse, and the gradient vanished by the end
-        (0.8, SIG, 3.0, 0.2, SUPPORTED),  # worse, exploding toward the input at init
+        (0.8, SIG, 3.0, 0.2, CONTRADICTED),  # worse, but exploding toward the input: not vanishing
         (0.8, SIG, float("-inf"), 0.2, SUPPORTED),  # worse, underflow at init
         (0.8, NS, 0.3, 0.4, INCONCLUSIVE),  # no significant loss gap
         (-0.8, SIG, 0.3, 0.4, INCONCLUSIVE),  # the deeper net trains better: nothing to explain
@@ -87,7 +87,7 @@ def test_claim_3_with_and_without_conv_nets():
 
 def test_partial_degradation_is_said_as_partial():
     a = conv_rows(0.8, SIG, 0.3, 0.4)
-    b = conv_rows(0.8, SIG, 0.3, 3.0)
+    b = conv_rows(0.8, SIG, 0.3, -3.0)  # vanishing at the end
     b["comparisons"][0]["width"] = b["selected"][0]["width"] = 32
     t = tables(comparisons=a["comparisons"] + b["comparisons"],
                selected=a["selected"] + b["selected"])  # fmt: skip

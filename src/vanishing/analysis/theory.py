@@ -436,7 +436,7 @@ def predicted_jacobian_log10_mean(
     sw2, sb2 = _layer_scales(scheme, depth, width, input_dim, sigma_w2, sigma_b2, activation)
     alpha = branch_gain(residual_scale, depth) if residual else 1.0
     with np.errstate(all="ignore"):
-        a, k = _forward(activation, norm, bool(residual), sw2, sb2, m0, alpha)  # (depth, n)
+        a, k, _ = _forward(activation, norm, bool(residual), sw2, sb2, m0, alpha)  # (depth, n)
         skip = (np.arange(depth) > 0) & bool(residual)
         gain2 = np.where(skip, alpha**2, 1.0)[:, None]
         log_tr = np.log10(skip[:, None] + gain2 * sw2[:, None] * k * a).sum(axis=0)  # (n,)

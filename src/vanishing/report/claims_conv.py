@@ -13,15 +13,22 @@ row of the deepest cell (at its selected lr):
 - the deeper net trains worse when its final training loss is higher, Holm p < ``ALPHA``;
 - its gradients are *balanced* when the 95% intervals over seeds of ``log10_grad_ratio_init``
   and ``log10_grad_ratio_final`` (log10 of layer 1's gradient over the top layer's) both lie
-  within ``DECADE`` (1) of 0: neither vanished nor exploded by a decade, at init or at the end;
-  *unbalanced* when either mean is a decade or more from 0 (an underflow, -inf, included);
-- outcome ``holds`` (the brief's story: poor learning with vanishing or exploding gradients):
-  worse and unbalanced; ``opposite`` (degradation: poor learning that is not the gradients'
-  doing): worse and balanced; ``null`` otherwise (no significant loss gap, or balance unclear).
+  within ``DECADE`` (1) of 0; *vanishing* when either mean is a decade or more below 0 (an
+  underflow, -inf, included); *exploding* when none vanishes and either mean is a decade or
+  more above 0 (batch norm's gradient explosion toward the input, Yang et al. 2019);
+- outcome ``holds`` (the brief's story: poor learning with vanishing gradients): worse and
+  vanishing; ``opposite`` (poor learning that vanishing gradients do not explain): worse and
+  balanced, or worse and exploding; ``null`` otherwise (no significant loss gap, or balance
+  unclear).
 
-The part is ``contradicted`` when every group degrades with balanced gradients; then
-``DEGRADED`` is the sentence FINDINGS prints: poor learning there is not caused by vanishing
-gradients. Torch-free; reads the statistics tables only.
+The first version of this rule counted an exploding gradient as the brief's story ("unbalanced
+either way"); it was changed after a tiny conv study (the depth-56 plain batch-norm net trained
+worse with layer 1's gradient 10^+3 times the top's) and before the default study's data,
+because the brief's mechanism is gradients that become *small*: an explosion is not it.
+
+The part is ``contradicted`` when every group degrades with balanced or exploding gradients;
+then ``DEGRADED`` is the sentence FINDINGS prints: poor learning there is not caused by
+vanishing gradients. Torch-free; reads the statistics tables only.
 """
 
 from __future__ import annotations
@@ -83,7 +90,8 @@ def _deepest_cell(comparison: pd.Series, selected: pd.DataFrame) -> pd.Series | 
 
 
 def balance(cell: pd.Series | None) -> str:
-    """``balanced``, ``unbalanced`` or ``unclear`` for a selected.csv row (module docstring)."""
+    """``balanced``, ``vanishing``, ``exploding`` or ``unclear`` for a selected.csv row (module
+    docstring)."""
     if cell is None:
         return "unclear"
     lows = [float(cell.get(f"{m}_ci_low", np.nan)) for m in BALANCE]
@@ -91,8 +99,10 @@ def balance(cell: pd.Series | None) -> str:
     means = [float(cell.get(f"{m}_mean", np.nan)) for m in BALANCE]
     if all(-DECADE < lo and hi < DECADE for lo, hi in zip(lows, highs, strict=True)):
         return "balanced"  # (NaN bounds compare False: not balanced)
-    if any(abs(m) >= DECADE for m in means if not np.isnan(m)):
-        return "unbalanced"
+    if any(m <= -DECADE for m in means if not np.isnan(m)):
+        return "vanishing"
+    if any(m >= DECADE for m in means if not np.isnan(m)):
+        return "exploding"
     return "unclear"
 
 
@@ -112,7 +122,9 @@ def degradation_part(t: dict, keys) -> Part | None:
         worse = r["diff"] > 0 and r["p_holm"] < ALPHA
         if not worse:
             return NULL
-        return {"balanced": OPPOSITE, "unbalanced": HOLDS}.get(state[r["_row"]], NULL)
+        return {"balanced": OPPOSITE, "exploding": OPPOSITE, "vanishing": HOLDS}.get(
+            state[r["_row"]], NULL
+        )
 
     def line(r, m):
         c = cells[r["_row"]]
@@ -133,8 +145,8 @@ def degradation_part(t: dict, keys) -> Part | None:
 
 
 def degradation_sentence(p: Part | None) -> str:
-    """What FINDINGS says of the part: ``DEGRADED`` where every group degraded with balanced
-    gradients, a qualified form where some did, else nothing."""
+    """What FINDINGS says of the part: ``DEGRADED`` where every group degraded with balanced or
+    exploding gradients, a qualified form where some did, else nothing."""
     if p is None:
         return ""
     degraded = sum(ln.endswith(MARK[OPPOSITE]) for ln in p.lines)
