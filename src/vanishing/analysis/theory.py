@@ -53,6 +53,7 @@ THEORY = {"none": "mean-field", "batch": "batchnorm-yang2019", "layer": "layerno
 STATS_COLUMNS = (
     "n_seeds",
     "ceiling_slope",
+    "predicted_log10_ratio",
     "predicted_slope",
     "measured_slope",
     "measured_slope_ci_low",
@@ -233,6 +234,29 @@ def predicted_slope(*args, **kwargs) -> float:
     return fit_slope(np.arange(1, len(profile) + 1), profile)
 
 
+def fixed_point_chi(activation: str, sw2: float, sb2: float) -> float:
+    """chi at the depth limit of the variance map: sw2 E[phi'(h)^2], h ~ N(0, q*). Below 1 the
+    gradient vanishes exponentially toward the input (ordered), above 1 it grows (chaotic), at 1
+    (the critical point) neither: the decay is at most a power law in depth."""
+    return chi(activation, fixed_point(activation, sw2, sb2), sw2)
+
+
+CRITICAL = 1e-3  # |log10 chi*| below this: the critical point (tanh at sigma_w2 = 1: exactly 0)
+
+
+def predicted_shape(activation: str, sw2: float, sb2: float) -> tuple[str, float]:
+    """(shape, decades per layer) of the layer-1 / top gradient ratio against depth that
+    mean-field theory predicts for a deep plain net, from chi* alone (no data): ``exponential``
+    (chi* < 1; -0.5 log10 chi* decades lost per layer), ``power law`` (critical: chi* = 1) or
+    ``explodes`` (chi* > 1: the gradient grows toward the input). Decades per layer are negative
+    when the gradient shrinks toward the input."""
+    c = fixed_point_chi(activation, sw2, sb2)
+    rate = 0.5 * float(np.log10(c)) if c > 0 else float("-inf")
+    if abs(rate) < CRITICAL:
+        return "power law", 0.0
+    return ("exponential" if rate < 0 else "explodes"), rate
+
+
 def ceiling_slope(activation: str, init_scheme: str, width: int) -> float:
     """The per-layer slope a plain net would have if every unit sat where phi' is largest:
     -0.5 log10(sigma_w2 * max_slope^2) (square layers). Nothing saturated, only the activation's
@@ -338,12 +362,14 @@ def theory_table(
     for key, s in seed_slopes.groupby(level=list(GROUP), sort=True):
         profile = predictions[key]
         pred = np.nan if profile is None else fit_slope(np.arange(1, len(profile) + 1), profile)
+        ratio = np.nan if profile is None else float(profile[0])  # layer 1 against layer depth
         mean, low, high = mean_ci(s)
         rows.append(
             {
                 **dict(zip(GROUP, key, strict=True)),
                 "n_seeds": int(s.notna().sum()),
                 "ceiling_slope": _ceiling(dict(zip(GROUP, key, strict=True))),
+                "predicted_log10_ratio": ratio,
                 "predicted_slope": pred,
                 "measured_slope": mean,
                 "measured_slope_ci_low": low,
