@@ -397,3 +397,69 @@ def test_every_claim_entry_joins_its_judge_figure_and_families():
         assert set(spec.families) <= names, spec.number
     assert set(ACTIVATION_FAMILIES) == {f"activation_vs_{a}" for a in SATURATING} <= names
     assert sum(f.category == catalog.CLAIMS for f in catalog.FIGURES) == len(CLAIMS)
+
+
+def test_theory_decides_a_comparison_only_beyond_its_margin():
+    """relu vs sigmoid at init: theory.csv's predicted ratios decide the row when they differ by
+    0.25 decades or more (the part is then foregone), leave it open when they do not, and say
+    'outside theory' for a residual branch that ends in relu, whatever the data."""
+    from claim_tables import settings as cell
+
+    def theory_row(activation, ratio, **given):
+        row = cell("main", activation=activation, depth=16, **PLAIN, **given)
+        row.pop("init")
+        return {**row, "init_scheme": "kaiming" if activation == "relu" else "xavier",
+                "predicted_log10_ratio": ratio}  # fmt: skip
+
+    def judged_6(relu_ratio, sig_ratio, **given):
+        t = world_6(1)
+        t["comparisons"] = t["comparisons"][t["comparisons"]["grid"] == "main"].assign(**given)
+        given.pop("residual", None)
+        t["theory"] = pd.DataFrame([theory_row("relu", relu_ratio, **given),
+                                    theory_row("sigmoid", sig_ratio, **given)])  # fmt: skip
+        return dict(judge(SPEC[6])(t, SPEC[6].grids, ())["parts"]), judge(SPEC[6])(
+            t, SPEC[6].grids, ()
+        )["evidence"]
+
+    parts, evidence = judged_6(0.0, -5.0)
+    assert parts["(a) own init, vs sigmoid"] == FOREGONE
+    assert any("theory decides this row" in e and "*as theory predicts*" in e for e in evidence)
+    parts, _ = judged_6(-4.9, -5.0)  # 0.1 decades apart: theory expects no effect, row open
+    assert parts["(a) own init, vs sigmoid"] == SUPPORTED
+    from vanishing.report.predictions import comparison_theory
+
+    t = world_6(1)
+    t["theory"] = pd.DataFrame([theory_row("relu", 0.0), theory_row("sigmoid", -5.0)])
+    row = t["comparisons"].iloc[0].copy()
+    predict = comparison_theory(t, "main", "abs_log10_grad_ratio_init", -1)
+    assert predict(row).outcome == "holds" and predict(row).decides
+    row["residual"] = True
+    assert predict(row).text.startswith("outside theory (a residual branch ending in relu")
+    assert comparison_theory(t, "main", "final_test_accuracy", 1)(row).outcome == ""
+
+
+def test_matched_chi_rows_join_claims_4_and_6_where_the_sub_grid_exists():
+    """At matched chi relu vs sigmoid/tanh comes out either way with the data."""
+    for d, expected in ((1, SUPPORTED), (-1, CONTRADICTED)):
+        rows = [
+            comparison(
+                f"activation_vs_{b}",
+                m,
+                b,
+                "relu",
+                sign * d,
+                p_of(d),
+                "matched_chi",
+                depth=16,
+                sigma_w2="critical",
+                **PLAIN,
+            )
+            for b in SATURATING
+            for m, sign in (("log10_grad_ratio_init", 1), ("abs_log10_grad_ratio_init", -1))
+        ]
+        t = tables(comparisons=rows)
+        for number, label in ((4, "(a) matched chi, vs sigmoid"), (6, "(b) matched chi, vs tanh")):
+            parts = dict(judge(SPEC[number])(t, SPEC[number].grids, ())["parts"])
+            assert parts[label] == expected, (number, d)
+    assert "(b) matched chi, vs tanh" not in dict(judge(SPEC[6])(world_6(1), SPEC[6].grids,
+                                                                  ())["parts"])  # fmt: skip

@@ -26,37 +26,31 @@ from vanishing.report.evidence import (
     NULL,
     OPPOSITE,
     SHARED_INITS,
-    Prediction,
-    association_part,
-    bound,
     choose_grid,
-    comparison_part,
     deepest,
     judged,
     num,
-    outside,
     part,
     plain,
     rows,
+)
+from vanishing.report.parts import (
+    association_part,
+    bound,
+    comparison_part,
+    matched_chi_parts,
     survival_part,
-)  # fmt: skip
-from vanishing.report.predictions import floor_theory, shape_theory
+)
+from vanishing.report.predictions import (
+    SATURATION_SHARE,
+    floor_theory,
+    shape_theory,
+    share_theory,
+)
 
 HUNDREDS = 100  # "hundreds of layers": at least this many
-SATURATION_SHARE = 0.5  # saturation causes the decay if it accounts for at least half of it
 CHANCE_MARGIN = 0.1  # a cell "learned" if its test accuracy beats chance by more than this
 SATURATING_PLAIN = dict(activation=SATURATING, **plain())
-
-
-def share_theory(r: pd.Series) -> Prediction:
-    """Claim 4(b) before the data: saturation's share of the decay theory predicts,
-    1 - ceiling_slope / predicted_slope (both from the settings alone)."""
-    pred, ceil = float(r["predicted_slope"]), float(r["ceiling_slope"])
-    if not (np.isfinite(pred) and pred > 0 and np.isfinite(ceil)):
-        return outside("theory predicts no decay to share out")
-    share = 1 - ceil / pred
-    text = f"predicted {num(pred)} decades per layer: saturation's share {num(share, 2)}"
-    return Prediction(HOLDS if share >= SATURATION_SHARE else OPPOSITE, text)
 
 
 def judge(spec) -> Callable:
@@ -218,7 +212,9 @@ def judge_stagnation(t, grids, keys) -> dict:
 def judge_mechanism(t, grids, keys) -> dict:
     """Claim 4. (a) At a shared init (the matched-init sub-grid: PyTorch's default and LeCun's,
     the same weight scale for every activation), relu keeps a larger log10 ratio at init than
-    sigmoid and than tanh in deep plain nets. (b) Saturation, not the activation's largest
+    sigmoid and than tanh in deep plain nets, and, where the study has the matched-chi
+    sub-grid, also with every activation at the same chi (there theory expects no difference,
+    so the data decide). (b) Saturation, not the activation's largest
     slope, explains the decay at init: in deep plain sigmoid/tanh groups the share of the
     measured per-layer decay beyond what the largest slope alone gives (theory.csv's
     ceiling_slope) is at least 0.5 (contrary: below 0.5). (c) Training saturates more units
@@ -230,6 +226,7 @@ def judge_mechanism(t, grids, keys) -> dict:
                         **plain())
         for b in SATURATING
     ]  # fmt: skip
+    parts += matched_chi_parts("(a) matched chi", t, "log10_grad_ratio_init", +1, keys)
     grid = choose_grid(t["theory"], grids)
     theory = rows(t["theory"], grid, DEEP, **SATURATING_PLAIN)
     theory = theory.assign(share=1 - theory["ceiling_slope"] / theory["measured_slope"]) if len(
@@ -332,7 +329,9 @@ def judge_hundreds(t, grids, keys) -> dict:
 def judge_relu(t, grids, keys) -> dict:
     """Claim 6. In deep plain nets relu keeps a gradient closer to balanced flow at init than
     sigmoid and than tanh (smaller abs_log10_grad_ratio_init): (a) each with its own init (the
-    main sub-grid), (b) at a shared init (the matched-init sub-grid). Own init means init auto;
+    main sub-grid), (b) at a shared init (the matched-init sub-grid) and, where the study has
+    it, at matched chi (every activation at the same chi: the matched-chi sub-grid). Own init
+    means init auto;
     a shared init any one scheme for all (pytorch, lecun, ...). Whether relu saturates less in
     training is not judged: the probes count dead relu units and saturated sigmoid/tanh units,
     two different measures."""
@@ -346,6 +345,7 @@ def judge_relu(t, grids, keys) -> dict:
             parts.append(comparison_part(f"{label}, vs {b}", t, where_grids,
                                          f"activation_vs_{b}", "abs_log10_grad_ratio_init", -1,
                                          keys, treatment="relu", init=init, **plain()))  # fmt: skip
+    parts += matched_chi_parts("(b) matched chi", t, "abs_log10_grad_ratio_init", -1, keys)
     r = deepest(rows(t["comparisons"], parts[0].grid, DEEP, family="activation_vs_sigmoid",
                      metric="abs_log10_grad_ratio_init", treatment="relu", **plain()))  # fmt: skip
     decisive = "" if r is None else (

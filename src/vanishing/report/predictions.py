@@ -9,7 +9,8 @@ for the same quantity (``evidence.Prediction``). The predictions come from ``ana
 - the shape of the decay with depth (claim 1): chi at the fixed point of the variance map,
   below 1 exponential, at 1 (critical) a power law, above 1 growth toward the input
   (``theory.predicted_shape``);
-- the float32 floor (claim 5): the predicted ratio against 2^-24.
+- the float32 floor (claim 5): the predicted ratio against 2^-24;
+- saturation's share of the decay (claim 4): 1 - ceiling_slope / predicted_slope.
 
 Theory *decides* a row when it predicts the rule's effect or its contrary by more than the
 rule's margin (``evidence.THEORY_MARGIN`` decades for gradient ratios); a predicted tie leaves
@@ -42,6 +43,7 @@ from vanishing.settings import BY_NAME
 
 CENTRED = ("tanh",)  # odd activations: a residual branch ending in one is centred at init
 FLOOR = float(np.log10(FLOAT32_EPS))  # -7.22 decades
+SATURATION_SHARE = 0.5  # claim 4: saturation causes the decay if it accounts for half of it
 
 
 def _key(v) -> str:
@@ -182,3 +184,14 @@ def floor_theory(t: dict, grid: str | None):
         return Prediction(HOLDS if ratio < FLOOR else OPPOSITE, text)
 
     return predict
+
+
+def share_theory(r: pd.Series) -> Prediction:
+    """Claim 4(b) before the data: saturation's share of the decay theory predicts,
+    1 - ceiling_slope / predicted_slope (both from the settings alone)."""
+    pred, ceil = float(r["predicted_slope"]), float(r["ceiling_slope"])
+    if not (np.isfinite(pred) and pred > 0 and np.isfinite(ceil)):
+        return outside("theory predicts no decay to share out")
+    share = 1 - ceil / pred
+    text = f"predicted {num(pred)} decades per layer: saturation's share {num(share, 2)}"
+    return Prediction(HOLDS if share >= SATURATION_SHARE else OPPOSITE, text)

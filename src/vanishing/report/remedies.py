@@ -17,17 +17,19 @@ from vanishing.report.evidence import (
     NULL,
     OPPOSITE,
     choose_grid,
-    comparison_part,
     deepest,
-    divergence_part,
     judged,
     num,
     outside,
     part,
     rows,
+)
+from vanishing.report.parts import (
+    comparison_part,
+    divergence_part,
     survival_line,
     survival_part,
-)  # fmt: skip
+)
 
 VERY_DEEP = 64  # residual claims are about very deep models
 THEORY_TOLERANCE = 0.15  # claim 11: relative, on the per-layer slope

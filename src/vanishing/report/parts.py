@@ -1,0 +1,177 @@
+"""The rows a claim reads, as parts of a claim (``evidence.Part``): comparisons between arms,
+within-cell tests, times to events, divergence counts and associations across cells, each with
+its outcome rule and the sentence FINDINGS prints for it. The raw p-value each part names is
+Holm-adjusted over the claim's own rows (``evidence.judged``); theory's prediction for each
+comparison of a gradient ratio at init comes from ``report.predictions``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from vanishing.report.evidence import (
+    DEEP,
+    MARK,
+    Part,
+    choose_grid,
+    context,
+    num,
+    outcome,
+    part,
+    rows,
+)
+from vanishing.settings import ARCH_AXES
+
+
+def describe(row: pd.Series, mark: str, keys: Sequence[str] = ARCH_AXES) -> str:
+    """One comparison (a row of comparisons.csv) as a sentence with its interval, effect size
+    and p-values, then its outcome."""
+    if censored(row):
+        return (
+            f"{row['metric']}: {row['factor']} {row['treatment']} - {row['baseline']} "
+            f"({context(row, keys)}): {bound(row, 'treatment')} vs {bound(row, 'baseline')} "
+            f"(a censored value is a bound; no mean difference), rank test Holm p = "
+            f"{num(row['p_holm'], 2)} (exact rank-sum p = {num(row['p_rank'], 2)}, censored "
+            f"values tied at the bottom) {MARK[mark]}"
+        )
+    return (
+        f"{row['metric']}: {row['factor']} {row['treatment']} - {row['baseline']} "
+        f"({context(row, keys)}): {num(row['mean_treatment'])} vs {num(row['mean_baseline'])}, "
+        f"diff {num(row['diff'])} [{num(row['diff_ci_low'])}, {num(row['diff_ci_high'])}], "
+        f"g = {num(row['hedges_g'])}, Holm p = {num(row['p_holm'], 2)} "
+        f"(Welch p = {num(row['p_welch'], 2)}, permutation p = {num(row['p_perm'], 2)}; "
+        f"n = {row['n_treatment']} vs {row['n_baseline']}{_why(row)}) {MARK[mark]}"
+    )
+
+
+def censored(row: pd.Series) -> bool:
+    """Whether an arm of a comparison holds censored values (bounds, not measurements)."""
+    return any(row.get(f"n_censored_{a}", 0) > 0 for a in ("baseline", "treatment"))
+
+
+def bound(row: pd.Series, arm: str) -> str:
+    """An arm's mean log10 value, as a bound where some of its seeds are censored: '< 10^-5.4
+    (5 of 5 seeds at the bound)'; the mean of bounds bounds the mean from above."""
+    k, n, mean = row.get(f"n_censored_{arm}", 0), row[f"n_{arm}"], row[f"mean_{arm}"]
+    if not k > 0:
+        return f"10^{num(mean, 2)}"
+    return f"< 10^{num(mean, 2)} ({int(k)} of {int(n)} seeds censored)"
+
+
+def _why(row: pd.Series) -> str:
+    """'; no test: <reason>' where comparisons.csv says why a row has no test."""
+    reason = row.get("untestable", "")
+    return f"; no test: {reason}" if isinstance(reason, str) and reason else ""
+
+
+def comparison_part(label, t, grids, family, metric, sign, keys, min_depth=DEEP, **where) -> Part:
+    """ "The difference (treatment - baseline) of ``metric`` has ``sign``" over the rows of
+    comparisons.csv of one family, in the first of ``grids`` the table has. The raw p is Welch's
+    (the permutation p where Welch is undefined); theory predicts the rows of a metric at init
+    (``report.predictions``)."""
+    from vanishing.report.predictions import comparison_theory  # it reads evidence too
+
+    grid = choose_grid(t["comparisons"], grids)
+    table = rows(t["comparisons"], grid, min_depth, family=family, metric=metric, **where)
+    if len(table):
+        rank = table["p_rank"] if "p_rank" in table else np.nan
+        table = table.assign(p_raw=pd.Series(rank, index=table.index).fillna(table["p_welch"])
+                             .fillna(table["p_perm"]))  # fmt: skip
+    return part(label, table, lambda r: outcome(r["diff"], r["p_holm"], sign),
+                lambda r, m: describe(r, m, keys), grid, "p_raw",
+                comparison_theory(t, grid, metric, sign))  # fmt: skip
+
+
+def cell_line(row: pd.Series, mark: str, keys) -> str:
+    """One within-cell test (a row of cell_tests.csv) as a sentence."""
+    return (
+        f"{row['metric']} ({context(row, keys)}, lr {num(row['lr'])}): mean {num(row['mean'])} "
+        f"[{num(row['ci_low'])}, {num(row['ci_high'])}] against {num(row['null'])}, Holm p = "
+        f"{num(row['p_holm'], 2)}, n = {int(row['n'])} {MARK[mark]}"
+    )
+
+
+def cell_part(label, t, grids, metric, sign, keys, min_depth=DEEP, **where) -> Part:
+    """ "The cell's seed mean of ``metric`` differs from the null with ``sign``" over the rows of
+    cell_tests.csv, in the first of ``grids`` the table has."""
+    grid = choose_grid(t["cell_tests"], grids)
+    table = rows(t["cell_tests"], grid, min_depth, metric=metric, **where)
+    return part(label, table, lambda r: outcome(r["mean"] - r["null"], r["p_holm"], sign),
+                lambda r, m: cell_line(r, m, keys), grid, "p_t")  # fmt: skip
+
+
+def survival_line(row: pd.Series, mark: str, keys) -> str:
+    """One time-to-event comparison (a row of survival.csv) as a sentence."""
+    return (
+        f"{row['metric']}: {row['factor']} {row['treatment']} - {row['baseline']} "
+        f"({context(row, keys)}): median {num(row['median_treatment'])} vs "
+        f"{num(row['median_baseline'])} steps (NaN: fewer than half got there), "
+        f"{int(row['events_treatment'])}/{int(row['n_treatment'])} vs "
+        f"{int(row['events_baseline'])}/{int(row['n_baseline'])} got there, log-rank Holm p = "
+        f"{num(row['p_holm'], 2)} {MARK[mark]}"
+    )
+
+
+def survival_part(label, t, grids, family, metric, sign, keys, min_depth=DEEP, **where) -> Part:
+    """ "Treatment's median time minus baseline's has ``sign``" over rows of survival.csv (a
+    median never reached counts as the last step), significant by the log-rank test."""
+    grid = choose_grid(t["survival"], grids)
+    table = rows(t["survival"], grid, min_depth, family=family, metric=metric, **where)
+    return part(label, table, lambda r: outcome(r["diff_median"], r["p_holm"], sign),
+                lambda r, m: survival_line(r, m, keys), grid, "p_logrank")  # fmt: skip
+
+
+def divergence_part(label, t, grids, family, sign, keys, min_depth=DEEP, **where) -> Part:
+    """ "Treatment's divergence rate over the lr sweep minus baseline's has ``sign``" over rows of
+    divergence.csv (Fisher's exact test, Holm)."""
+    grid = choose_grid(t["divergence"], grids)
+    table = rows(t["divergence"], grid, min_depth, family=family, **where)
+
+    def line(r, m):
+        return (
+            f"diverged: {r['factor']} {r['treatment']} - {r['baseline']} "
+            f"({context(r, keys)}): {int(r['diverged_treatment'])}/{int(r['n_treatment'])} vs "
+            f"{int(r['diverged_baseline'])}/{int(r['n_baseline'])} runs of the sweep, Fisher "
+            f"Holm p = {num(r['p_holm'], 2)} {MARK[m]}"
+        )
+
+    return part(label, table, lambda r: outcome(r["diff"], r["p_holm"], sign), line, grid,
+                "p_fisher")  # fmt: skip
+
+
+def association_part(label, t, grids, x, y, sign, scope="all") -> Part:
+    """ "Spearman's rho across cells between ``x`` and ``y`` has ``sign``" (associations.csv)."""
+    grid = choose_grid(t["associations"], grids)
+    table = rows(t["associations"], grid, x=x, y=y, scope=scope)
+
+    def line(r, m):
+        return (
+            f"Spearman rho({r['x']}, {r['y']}) over {int(r['n_cells'])} cells ({r['scope']}): "
+            f"{num(r['rho'], 2)}, Holm p = {num(r['p_holm'], 2)} {MARK[m]}"
+        )
+
+    return part(label, table, lambda r: outcome(r["rho"], r["p_holm"], sign), line, grid,
+                "p_value")  # fmt: skip
+
+
+MATCHED_CHI = "matched_chi"  # the sub-grid where every activation sits at the same chi
+
+
+def matched_chi_parts(label, t, metric, sign, keys, rectifier="relu") -> list[Part]:
+    """``rectifier`` against each saturating activation on ``metric`` in the matched-chi
+    sub-grid (each activation at its own critical point, and all at one chi < 1: the rows pair
+    activations at the same ``sigma_w2`` point), one part per baseline; none where the study has
+    no such sub-grid (the claim is then judged without it)."""
+    from vanishing.activations import SATURATING
+
+    comp = t.get("comparisons")
+    if comp is None or comp.empty or MATCHED_CHI not in set(comp["grid"].astype(str)):
+        return []
+    return [
+        comparison_part(f"{label}, vs {b}", t, (MATCHED_CHI,), f"activation_vs_{b}", metric, sign,
+                        keys, treatment=rectifier, norm="none", residual=False)
+        for b in SATURATING
+    ]  # fmt: skip
