@@ -463,3 +463,21 @@ def test_matched_chi_rows_join_claims_4_and_6_where_the_sub_grid_exists():
             assert parts[label] == expected, (number, d)
     assert "(b) matched chi, vs tanh" not in dict(judge(SPEC[6])(world_6(1), SPEC[6].grids,
                                                                   ())["parts"])  # fmt: skip
+
+
+@pytest.mark.parametrize(("lnsgd_trains", "c_top", "expected"), [
+    (True, 0.5, SUPPORTED), (False, 0.999, CONTRADICTED), (False, 0.5, INCONCLUSIVE)])  # fmt: skip
+def test_the_cause_of_stagnation_is_gradient_size_or_forward_collapse(lnsgd_trains, c_top,
+                                                                      expected):  # fmt: skip
+    """Deep plain sigmoid under SGD, Adam (eps 1e-8 and 1e-12) and layer-wise normalised SGD:
+    if rescaling each gradient trains it the gradient's size was the cause (3(e) holds); if
+    nothing trains while the top layer's c at init is near 1 the forward pass was."""
+    sel = []
+    for opt, eps in (("sgd", np.nan), ("adam", 1e-8), ("adam", 1e-12), ("lnsgd", np.nan)):
+        low, high = (0.6, 0.8) if opt == "lnsgd" and lnsgd_trains else (0.08, 0.12)
+        sel.append(selected("sigmoid", 32, "optimizers", final_test_accuracy_ci_low=low,
+                            final_test_accuracy_ci_high=high, forward_c_top_init_mean=c_top,
+                            adam_eps=eps, settings=dict(optimizer=opt, **PLAIN)))  # fmt: skip
+    fields = judge(SPEC[3])(tables(selected=sel), SPEC[3].grids, ())
+    assert dict(fields["parts"])["(e) cause"] == expected
+    assert "(e) cause" not in dict(judge(SPEC[3])(world_3(1), SPEC[3].grids, ())["parts"])

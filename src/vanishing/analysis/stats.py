@@ -34,7 +34,7 @@ from vanishing.settings import ARCH_AXES, CELL_KEYS, COLUMNS, INIT_KEYS
 SUMMARY_METRICS = (
     "final_test_accuracy", "final_val_accuracy", "final_train_loss", "log10_grad_ratio_init",
     "log10_grad_ratio_final", "log10_distance_ratio_final", "unchanged_layer1_final",
-    "reset_drop", "saturation_init", "saturation_final",
+    "reset_drop", "saturation_init", "saturation_final", "forward_c_top_init",
 )  # fmt: skip
 LEVEL = 0.95
 

@@ -37,6 +37,7 @@ from vanishing.report.evidence import (
 from vanishing.report.parts import (
     association_part,
     bound,
+    cause_part,
     comparison_part,
     matched_chi_parts,
     survival_part,
@@ -162,7 +163,12 @@ def judge_stagnation(t, grids, keys) -> dict:
     resetting layers 1..depth//2 to their initial values loses nothing: the drop is within
     +-0.02 by TOST (contrary: a significant drop), with the plain ReLU cell of the same depth
     beside it as the control; (d) across all cells a smaller gradient ratio at init goes with a
-    higher final training loss (Spearman rho < 0)."""
+    higher final training loss (Spearman rho < 0); (e) where the study has the optimizers
+    sub-grid (deep plain sigmoid under SGD, Adam at eps 1e-8, Adam at a negligible eps,
+    layer-wise normalised SGD), what stalls them: *gradient size* (holds) if an optimizer that
+    rescales each gradient trains them (test accuracy's lower 95% end above chance + 0.1) while
+    SGD does not; *forward collapse* (contrary) if none trains and the top layer's correlation
+    c of two inputs at init is at least 0.99."""
     family = "deepest_vs_shallowest"
     loss = comparison_part("(a) training loss", t, grids, family, "final_train_loss", +1, keys,
                            **SATURATING_PLAIN)  # fmt: skip
@@ -206,7 +212,8 @@ def judge_stagnation(t, grids, keys) -> dict:
         f"{r['activation']}: training loss {num(r['mean_treatment'])} at depth "
         f"{r['treatment']} vs {num(r['mean_baseline'])} at depth {r['baseline']}"
     )  # fmt: skip
-    return judged([loss, late, reset, link], decisive, extra=extra)
+    cause = cause_part(t, CHANCE_MARGIN, keys)
+    return judged([loss, late, reset, link, *cause], decisive, extra=extra)
 
 
 def judge_mechanism(t, grids, keys) -> dict:

@@ -14,7 +14,10 @@ import pandas as pd
 
 from vanishing.report.evidence import (
     DEEP,
+    HOLDS,
     MARK,
+    NULL,
+    OPPOSITE,
     Part,
     choose_grid,
     context,
@@ -175,3 +178,71 @@ def matched_chi_parts(label, t, metric, sign, keys, rectifier="relu") -> list[Pa
                         keys, treatment=rectifier, norm="none", residual=False)
         for b in SATURATING
     ]  # fmt: skip
+
+
+OPTIMIZERS = "optimizers"  # the sub-grid of deep plain sigmoid nets under several optimizers
+TINY_EPS = 1e-8  # Adam with an epsilon below this rescales even a vanishing gradient
+COLLAPSED = 0.99  # forward collapse: the top layer's c at init at least this
+
+
+def rescales(r) -> bool:
+    """Whether a cell's optimizer rescales each gradient to a fixed size: layer-wise normalised
+    SGD, or Adam with an epsilon below ``TINY_EPS`` (at 1e-8 Adam floors tiny gradients)."""
+    if str(r.get("optimizer")) == "lnsgd":
+        return True
+    eps = pd.to_numeric(pd.Series([r.get("adam_eps", np.nan)]), errors="coerce").iloc[0]
+    return str(r.get("optimizer")) == "adam" and eps < TINY_EPS
+
+
+def cause_part(t, margin: float, keys) -> list[Part]:
+    """What stalls deep plain sigmoid/tanh nets, in the optimizers sub-grid (none where the
+    study lacks it): per depth and activation, *gradient size* if an optimizer that rescales
+    each gradient (``rescales``) trains (test accuracy's lower 95% end above chance + margin)
+    while SGD does not (upper end within it); *forward collapse* if no optimizer trains and the
+    top layer's c at init (``forward_c_top_init``) is at least ``COLLAPSED``. Gradient size holds
+    the claim (the vanishing gradient is the cause), forward collapse is its contrary."""
+    sel = rows(t.get("selected"), OPTIMIZERS, DEEP, norm="none", residual=False)
+    if sel.empty:
+        return []
+    sel = sel[sel["activation"].isin(_saturating())]
+    groups = [g for _, g in sel.groupby(["activation", "depth"], sort=True)]
+    table = pd.DataFrame([_cause_row(g, margin) for g in groups])
+
+    def mark(r):
+        return {"gradient size": HOLDS, "forward collapse": OPPOSITE}.get(r["cause"], NULL)
+
+    def line(r, m):
+        return (f"{r['activation']}, depth {int(r['depth'])}: {r['arms']}; top layer's c at init "
+                f"{num(r['forward_c'], 3)}: {r['cause']} {MARK[m]}")  # fmt: skip
+
+    return [part("(e) cause", table, mark, line, OPTIMIZERS)]
+
+
+def _saturating() -> tuple[str, ...]:
+    from vanishing.activations import SATURATING
+
+    return SATURATING
+
+
+def _cause_row(g: pd.DataFrame, margin: float) -> dict:
+    """One (activation, depth) group of the optimizers sub-grid judged for its cause."""
+    chance = 1 / g["n_classes"].astype(float)
+    trains = g["final_test_accuracy_ci_low"] > chance + margin
+    stalls = g["final_test_accuracy_ci_high"] <= chance + margin
+    sgd = g["optimizer"].astype(str) == "sgd"
+    rescaled = g.apply(rescales, axis=1).astype(bool)
+    c = g["forward_c_top_init_mean"] if "forward_c_top_init_mean" in g else pd.Series(np.nan)
+    c_top = float(pd.to_numeric(c, errors="coerce").mean())
+    if (trains & rescaled).any() and sgd.any() and stalls[sgd].all():
+        cause = "gradient size"
+    elif not trains.any() and c_top >= COLLAPSED:
+        cause = "forward collapse"
+    else:
+        cause = "neither decided"
+    arms = ", ".join(
+        f"{r.optimizer}{'' if pd.isna(getattr(r, 'adam_eps', np.nan)) else f' eps {r.adam_eps:g}'}"
+        f" {num(r.final_test_accuracy_mean, 2)}"
+        for r in g.itertuples()
+    )
+    return dict(activation=g["activation"].iloc[0], depth=g["depth"].iloc[0], arms=
+                f"test accuracy {arms}", forward_c=c_top, cause=cause)  # fmt: skip

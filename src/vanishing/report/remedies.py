@@ -53,9 +53,11 @@ def explosions(t, grid: str, what: str, min_depth: int = DEEP, **where) -> list[
 
 def judge_stabilises(t, grids, keys) -> dict:
     """Claim 7. In deep nets without residual connections, batch norm against none: (a) the lr
-    window is wider: more rates of the sweep within 1 point of a seed's best validation accuracy
-    (a seed whose best is within 0.05 of chance has a window of 0: it trains at no rate); (b)
-    fewer runs of the sweep diverge (Fisher's exact test)."""
+    window is wider: more rates of the sweep whose validation accuracy is within noise of a
+    seed's best (within the 95% half-width of a difference of two accuracies on the validation
+    set's size, 1.96 sqrt(2 p (1 - p) / n_val); one point where n_val is not recorded; a seed
+    whose best is within 0.05 of chance has a window of 0: it trains at no rate); (b) fewer runs
+    of the sweep diverge (Fisher's exact test)."""
     window = comparison_part("(a) lr window", t, grids, "norm_vs_none", "lr_window", +1, keys,
                              **BN)  # fmt: skip
     diverge = divergence_part("(b) divergence", t, grids, "norm_vs_none", -1, keys, **BN)
