@@ -26,7 +26,6 @@ from claim_tables import (
 from synthetic import CELL_SETTINGS, SATURATING, make_runs
 
 from vanishing.analysis.tables import write_tables
-from vanishing.report.claims import judge
 from vanishing.report.evidence import (
     CONTRADICTED,
     FOREGONE,
@@ -39,7 +38,7 @@ from vanishing.report.evidence import (
     tally,
 )
 from vanishing.report.findings import SUMMARY_HEADER, evaluate, write_findings
-from vanishing.report.registry import CLAIMS
+from vanishing.report.registry import CLAIMS, judge
 
 PLAIN = dict(norm="none", residual=False)
 SPEC = {c.number: c for c in CLAIMS}

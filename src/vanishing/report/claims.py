@@ -1,7 +1,7 @@
 """Rules for the brief's claims about the problem (1-6), as ``figures_claims`` draws their
 figures; those about the remedies and theory (7-11) are in ``vanishing.report.remedies``. Each
 claim is one entry of ``report.registry`` (number, title, the brief's words, sub-grids, figure,
-families); its rule is ``judge_<name>`` (``judge``).
+families); its rule is ``judge_<name>`` (``registry.judge``).
 
 Every rule is fixed here before the data, reads the statistics tables only, and can come out
 either way (``tests/test_findings.py`` builds synthetic studies for each verdict). A judge takes
@@ -11,13 +11,10 @@ fields of its ``evidence.Claim`` (``evidence.judged``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
 
 from vanishing.activations import SATURATING
-from vanishing.report import remedies
 from vanishing.report.evidence import (
     ALPHA,
     DEEP,
@@ -41,6 +38,7 @@ from vanishing.report.parts import (
     comparison_part,
     matched_chi_parts,
     survival_part,
+    unchanged_lines,
 )
 from vanishing.report.predictions import (
     SATURATION_SHARE,
@@ -52,15 +50,6 @@ from vanishing.report.predictions import (
 HUNDREDS = 100  # "hundreds of layers": at least this many
 CHANCE_MARGIN = 0.1  # a cell "learned" if its test accuracy beats chance by more than this
 SATURATING_PLAIN = dict(activation=SATURATING, **plain())
-
-
-def judge(spec) -> Callable:
-    """The judge of a claim of ``report.registry``: ``judge_<name>`` here (claims 1-6) or in
-    ``report.remedies`` (7-11), bound by name as figures are."""
-    for module in (globals(), vars(remedies)):
-        if spec.judge_name in module:
-            return module[spec.judge_name]
-    raise KeyError(f"claim {spec.number} has no {spec.judge_name} function")
 
 
 def judge_decay(t, grids, keys) -> dict:
@@ -120,22 +109,7 @@ def judge_updates(t, grids, keys) -> dict:
                         optimizer="adam", **plain())
         for b in SATURATING
     ]  # fmt: skip
-    grid = choose_grid(t["selected"], grids)
-    sel = rows(t["selected"], grid, DEEP, optimizer="sgd", **SATURATING_PLAIN)
-    controls = rows(t["selected"], grid, DEEP, optimizer="sgd", activation="relu", **plain())
-
-    def unchanged(r) -> str:
-        low = getattr(r, "unchanged_layer1_final_ci_low", np.nan)
-        high = getattr(r, "unchanged_layer1_final_ci_high", np.nan)
-        return f"{num(r.unchanged_layer1_final_mean, 2)} [{num(low, 2)}, {num(high, 2)}]"
-
-    extra = []
-    for r in sel.itertuples():
-        ctl = controls[controls["depth"] == r.depth] if len(controls) else controls
-        beside = "; relu control " + unchanged(next(ctl.itertuples())) if len(ctl) else ""
-        extra.append(f"not at all: {r.activation}, depth {int(r.depth)} (SGD): fraction of layer "
-                     f"1's weights bitwise unchanged after training {unchanged(r)}{beside} "
-                     "(float32 drops an update below ~2^-24 of a weight)")  # fmt: skip
+    extra = unchanged_lines(t, choose_grid(t["selected"], grids))
     r = deepest(
         rows(
             t["comparisons"],

@@ -17,7 +17,6 @@ import pandas as pd
 
 from vanishing.analysis.tables import read_tables
 from vanishing.outputs import STATS_TABLES
-from vanishing.report.claims import judge
 from vanishing.report.evidence import (
     ALPHA,
     DEEP,
@@ -26,7 +25,7 @@ from vanishing.report.evidence import (
     context_keys,
     min_permutation_p,
 )
-from vanishing.report.registry import CLAIMS
+from vanishing.report.registry import CLAIMS, judge
 
 SUMMARY_HEADER = (
     "| claim (the brief) | theory predicts | data show | verdict | judged on | "

@@ -246,3 +246,27 @@ def _cause_row(g: pd.DataFrame, margin: float) -> dict:
     )
     return dict(activation=g["activation"].iloc[0], depth=g["depth"].iloc[0], arms=
                 f"test accuracy {arms}", forward_c=c_top, cause=cause)  # fmt: skip
+
+
+def unchanged_lines(t, grid: str | None) -> list[str]:
+    """Claim 2's "not at all": per deep plain sigmoid/tanh cell under SGD, the fraction of layer
+    1's weights bitwise unchanged after training (mean and 95% interval over seeds), beside the
+    plain relu control's at the same depth (selected.csv)."""
+    sel = rows(t.get("selected"), grid, DEEP, optimizer="sgd", norm="none", residual=False,
+               activation=_saturating())  # fmt: skip
+    controls = rows(t.get("selected"), grid, DEEP, optimizer="sgd", activation="relu",
+                    norm="none", residual=False)  # fmt: skip
+
+    def unchanged(r) -> str:
+        low = getattr(r, "unchanged_layer1_final_ci_low", np.nan)
+        high = getattr(r, "unchanged_layer1_final_ci_high", np.nan)
+        return f"{num(r.unchanged_layer1_final_mean, 2)} [{num(low, 2)}, {num(high, 2)}]"
+
+    lines = []
+    for r in sel.itertuples():
+        ctl = controls[controls["depth"] == r.depth] if len(controls) else controls
+        beside = "; relu control " + unchanged(next(ctl.itertuples())) if len(ctl) else ""
+        lines.append(f"not at all: {r.activation}, depth {int(r.depth)} (SGD): fraction of layer "
+                     f"1's weights bitwise unchanged after training {unchanged(r)}{beside} "
+                     "(float32 drops an update below ~2^-24 of a weight)")  # fmt: skip
+    return lines

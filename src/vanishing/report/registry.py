@@ -86,3 +86,15 @@ CLAIMS: tuple[ClaimSpec, ...] = (
               "claim)", "", ("profile", "main"), "theory_slopes", ("theory",)),
 )  # fmt: skip
 BY_NUMBER = {c.number: c for c in CLAIMS}
+
+
+def judge(spec: ClaimSpec):
+    """A claim's rule: ``judge_<name>`` in ``report.claims`` (claims 1-6) or
+    ``report.remedies`` (7-11), bound by name as figures are (imported here, not at the top:
+    the registry stays light for the Snakefile)."""
+    from vanishing.report import claims, remedies
+
+    for module in (claims, remedies):
+        if hasattr(module, spec.judge_name):
+            return getattr(module, spec.judge_name)
+    raise KeyError(f"claim {spec.number} has no {spec.judge_name} function")
