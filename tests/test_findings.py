@@ -208,7 +208,7 @@ def test_decay_shapes_theory_decides_are_foregone():
     assert "chi* gives power law" in lines[1] and "*as theory predicts*" in lines[1]
     assert "chi* gives exponential (-0.242" in lines[2] and "*as theory predicts*" in lines[2]
     assert "chi* gives explodes (0.0672" in lines[3] and "*departs from theory*" in lines[3]
-    assert fields["theory"] == "decides 4 of 4 rows; leaves 0 open"
+    assert fields["theory"] == "decides 4 of 4 rows (2 as the brief says, 2 against it)"
     assert fields["data"] == "3 of 4 rows hold, 1 opposite, 0 null; 1 depart from theory"
 
 

@@ -231,6 +231,7 @@ class Judged:
     reason: str = ""
     n_holds: int = 0
     n_opposite: int = 0
+    predicted: tuple[str, ...] = ()  # theory's outcome per row ('' outside theory)
 
 
 def part(label: str, table: pd.DataFrame, mark, line, grid: str = "", p: str | None = None,
@@ -264,11 +265,12 @@ def holm_within(parts: Sequence[Part]) -> list[pd.DataFrame]:
 
 def judge_part(pt: Part, table: pd.DataFrame) -> Judged:
     """Marks, theory and lines of one part's rows, and its verdict on the open rows."""
-    marks, open_marks, lines, decided, departs = [], [], [], 0, 0
+    marks, open_marks, lines, decided, departs, predicted = [], [], [], 0, 0, []
     for _, row in table.iterrows():
         m, pred = pt.mark(row), pt.theory(row)
         rel = relation(m, pred)
         marks.append(m)
+        predicted.append(pred.outcome)
         decided += pred.decides
         departs += rel == DEPARTS
         if not pred.decides:
@@ -277,7 +279,8 @@ def judge_part(pt: Part, table: pd.DataFrame) -> Judged:
         lines.append(f"{pt.label} {pt.line(row, m)} Theory: {pred.text}: *{rel}* ({tag}).")
     verdict = tally(open_marks) if open_marks or not marks else FOREGONE
     return Judged(pt.label, verdict, tally(marks), tuple(lines), pt.grid, len(marks), decided,
-                  departs, pt.reason, marks.count(HOLDS), marks.count(OPPOSITE))  # fmt: skip
+                  departs, pt.reason, marks.count(HOLDS), marks.count(OPPOSITE),
+                  tuple(predicted))  # fmt: skip
 
 
 def deepest(table: pd.DataFrame) -> pd.Series | None:
@@ -309,10 +312,12 @@ def summaries(done: Sequence[Judged]) -> tuple[str, str]:
     n = sum(d.n_rows for d in done)
     if not n:
         return "no rows", "no rows"
-    decided = sum(d.n_decided for d in done)
     departs = sum(d.n_departs for d in done)
-    theory = (f"decides {decided} of {n} rows; leaves {n - decided} open" if decided else
-              f"decides none of the {n} rows")  # fmt: skip
+    pred = [p for d in done for p in d.predicted]
+    h, o, u = pred.count(HOLDS), pred.count(OPPOSITE), pred.count(NULL)
+    theory = f"decides {h + o} of {n} rows ({h} as the brief says, {o} against it)"
+    theory += f"; expects no effect in {u}" if u else ""
+    theory += f"; {n - h - o - u} outside theory" if n - h - o - u else ""
     held, opp = sum(d.n_holds for d in done), sum(d.n_opposite for d in done)
     data = f"{held} of {n} rows hold, {opp} opposite, {n - held - opp} null"
     return theory, data + (f"; {departs} depart from theory" if departs else "")
