@@ -315,7 +315,8 @@ def summaries(done: Sequence[Judged]) -> tuple[str, str]:
     departs = sum(d.n_departs for d in done)
     pred = [p for d in done for p in d.predicted]
     h, o, u = pred.count(HOLDS), pred.count(OPPOSITE), pred.count(NULL)
-    theory = f"decides {h + o} of {n} rows ({h} as the brief says, {o} against it)"
+    theory = (f"decides {h + o} of {n} rows ({h} as the brief says, {o} against it)" if h + o
+              else f"decides none of the {n} rows")  # fmt: skip
     theory += f"; expects no effect in {u}" if u else ""
     theory += f"; {n - h - o - u} outside theory" if n - h - o - u else ""
     held, opp = sum(d.n_holds for d in done), sum(d.n_opposite for d in done)
