@@ -45,9 +45,10 @@ def cell_test(metric, mean, p, grid="main", p_tost=np.nan, margin=np.nan, **give
     return row
 
 
-def decay_fit(activation, shape, exp_slope=-0.5, grid="profile", **given) -> dict:
+def decay_fit(activation, shape, exp_slope=-0.5, grid="profile", init_scheme="xavier",
+              **given) -> dict:  # fmt: skip
     row = settings(grid, activation=activation, **given)
-    row.update(init_scheme="xavier", n_obs=40, n_depths=8, n_censored=0, depth_min=2,
+    row.update(init_scheme=init_scheme, n_obs=40, n_depths=8, n_censored=0, depth_min=2,
                depth_max=256, exp_intercept=0.0, exp_slope=exp_slope, exp_r2=0.9,
                pow_intercept=0.0, pow_exponent=-1.0, pow_r2=0.8, p_reject_exponential=0.5,
                p_reject_power=0.001, shape=shape)  # fmt: skip

@@ -47,7 +47,8 @@ CLAIMS = {
                  "residual_scale": ["inv_sqrt_depth"]},
         "matched_init": {"activation": ["sigmoid", "tanh", "relu"], "depth": [8], **PLAIN,
                          "init": ["pytorch"]},
-        "adam": {"activation": ["sigmoid", "tanh"], "depth": [8], **PLAIN, "optimizer": ["adam"],
+        "adam": {"activation": ["sigmoid", "tanh", "relu"], "depth": [8], **PLAIN,
+                 "optimizer": ["adam"],
                  "lr": [0.001, 0.003]},
         "deep": {"activation": ["sigmoid", "relu"], "depth": [100], "norm": ["none"],
                  "residual": [False, True], "residual_scale": ["inv_sqrt_depth"],
@@ -234,7 +235,7 @@ def check_mlflow_runs(runs: list[dict], expected: pd.DataFrame) -> None:
         assert REPLICA_KEYS <= metrics, REPLICA_KEYS - metrics
         assert len(metrics) <= 25 and not any("layer_0" in k for k in metrics)
         keys.append((t["cell"], float(t["lr"]), int(t["seed"])))
-    assert "| claim | verdict |" in tags[study]["mlflow.note.content"]
+    assert "| claim (the brief) | theory predicts |" in tags[study]["mlflow.note.content"]
     assert len(keys) == len(set(keys)) == len(expected)
     assert set(keys) == set(zip(expected["cell"], expected["lr"], expected["seed"], strict=True))
 

@@ -205,3 +205,19 @@ def test_factorial_anova_drops_terms_the_grid_cannot_estimate():
     assert {"activation", "residual", "log2_depth", "log2_depth:residual"} <= terms
     assert "activation:residual" not in terms  # no residual sigmoid: aliased, dropped
     assert np.isfinite(table.set_index("term").loc["residual", "F"])
+
+
+def test_the_lr_window_counts_rates_within_validation_noise():
+    """With 360 validation examples and a best of 0.95, the half-width of a difference of two
+    accuracies is 1.96 sqrt(2 p (1 - p) / n) with p = (0.95 * 360 + 2) / 364: 0.0331; a rate at
+    0.93 is in the window, one at 0.91 is not; without n_val the old one point applies."""
+    from vanishing.analysis.metrics import derive, window_tolerance
+
+    p = (0.95 * 360 + 2) / 364
+    assert window_tolerance(0.95, 360) == pytest.approx(1.96 * np.sqrt(2 * p * (1 - p) / 364))
+    assert window_tolerance(0.95, np.nan) == 0.01
+    rows = [dict(lr=lr, final_val_accuracy=acc, n_val=360)
+            for lr, acc in ((0.01, 0.91), (0.03, 0.93), (0.1, 0.95))]  # fmt: skip
+    assert derive(make_runs(rows))["lr_window"].tolist() == [2.0, 2.0, 2.0]
+    old = [{k: v for k, v in r.items() if k != "n_val"} for r in rows]
+    assert derive(make_runs(old))["lr_window"].tolist() == [1.0, 1.0, 1.0]

@@ -18,17 +18,19 @@ from scipy import stats
 from scipy.special import gammaln
 from statsmodels.stats.multitest import multipletests
 
+from vanishing.activations import RECTIFYING, SATURATING
 from vanishing.analysis.metrics import derive, kind
 from vanishing.analysis.stats import LEVEL, seed_values, select_lr, summarize, unit_keys
 from vanishing.settings import BY_NAME, CELL_KEYS
 
 # (family, factor, baseline level, treatment levels; None = every other level in the data).
-# The depth family compares each group's deepest net with its shallowest one.
+# The depth family compares each group's deepest net with its shallowest one. The activation
+# families come from the activation registry: every saturating activation is a baseline that
+# every rectifying one is compared with (a new activation joins them by its registry entry).
 FAMILIES = (
     ("residual_vs_plain", "residual", False, (True,)),
     ("norm_vs_none", "norm", "none", ("batch", "layer")),
-    ("activation_vs_sigmoid", "activation", "sigmoid", None),
-    ("activation_vs_tanh", "activation", "tanh", ("relu", "gelu")),
+    *((f"activation_vs_{s}", "activation", s, RECTIFYING) for s in SATURATING),
     ("deepest_vs_shallowest", "depth", None, None),
 )
 METRICS = (
@@ -41,12 +43,19 @@ METRICS = (
     "abs_log10_grad_ratio_final",
     "saturation_final",
     "lr_window",
+    "log10_distance_ratio_final",
+    "unchanged_layer1_final",
 )
+# metrics that can be censored, with the flag that says so (metrics.derive): a censored value is
+# a bound (the truth is below it), so these are tested by ranks, censored values tied at the bottom
+CENSORED = {"log10_distance_ratio_final": "distance_ratio_censored"}
+BOTTOM = -1e9  # below every log10 ratio a float can give: a censored value's rank
 COLUMNS = (
     "family", "metric", "factor", "baseline", "treatment", *CELL_KEYS,
     "init_scheme_baseline", "init_scheme_treatment", "n_baseline", "n_treatment",
     "mean_baseline", "mean_treatment", "diff", "diff_ci_low", "diff_ci_high", "hedges_g",
-    "p_welch", "p_perm", "p_holm", "p_holm_perm", "untestable",
+    "p_welch", "p_perm", "n_censored_baseline", "n_censored_treatment", "p_rank", "p_holm",
+    "p_holm_perm", "untestable",
 )  # fmt: skip
 EXACT_LIMIT = 50_000  # distinct splits up to which the permutation test enumerates them all
 
@@ -118,6 +127,30 @@ def compare_two(baseline, treatment, rng: np.random.Generator, level: float = LE
     out["p_perm"] = permutation_p(b, t, rng)
     out["untestable"] = untestable(b, t)
     return out
+
+
+def rank_p(baseline, treatment, rng: np.random.Generator) -> float:
+    """Two-sided exact permutation p of the rank-sum (Wilcoxon-Mann-Whitney) statistic, ties
+    given mid-ranks. With censored values entered at ``BOTTOM`` (all tied below every observed
+    value) it is a valid test for data censored at a common bound; two fully censored arms tie
+    completely and get p = 1. NaN with fewer than two values in an arm."""
+    b, t = _finite(baseline), _finite(treatment)
+    if len(b) < 2 or len(t) < 2:
+        return np.nan
+    ranks = stats.rankdata(np.concatenate([b, t]))
+    if np.ptp(ranks) == 0:
+        return 1.0
+    return permutation_p(ranks[: len(b)], ranks[len(b) :], rng)
+
+
+def censored_values(df: pd.DataFrame, metric: str, selected) -> pd.DataFrame:
+    """``seed_values`` of a censored metric with ``value`` at the bound (as derive enters it),
+    ``ranked`` (censored ones at ``BOTTOM``) and ``censored`` (bool)."""
+    flag = df[CENSORED[metric]].map(lambda v: str(v).lower() in ("true", "1", "1.0"))
+    values = seed_values(df, metric, selected)
+    ranked = seed_values(df.assign(**{metric: df[metric].where(~flag, BOTTOM)}), metric, selected)
+    return values.assign(ranked=ranked["value"].to_numpy(),
+                         censored=(ranked["value"] == BOTTOM).to_numpy())  # fmt: skip
 
 
 def untestable(b: np.ndarray, t: np.ndarray) -> str:
@@ -196,6 +229,10 @@ def family_rows(
     for g, lo, hi, arm_b, arm_t in family_groups(values, family, fixed):
         row = pair_row(family, metric, fixed, g, lo, hi, arm_b, arm_t)
         row.update(compare_two(arm_b["value"], arm_t["value"], rng))
+        if "censored" in values:
+            row.update(n_censored_baseline=int(arm_b["censored"].sum()),
+                       n_censored_treatment=int(arm_t["censored"].sum()),
+                       p_rank=rank_p(arm_b["ranked"], arm_t["ranked"], rng))  # fmt: skip
         rows.append(row)
     return rows
 
@@ -213,9 +250,10 @@ def comparisons(
     ``runs``: the per-run table of ``metrics.derive``. Trained metrics are read at each cell's
     selected lr (accuracy: chance for diverged runs), init metrics deduplicated across lrs,
     sweep metrics one per cell and seed; a table of profiles at init (epochs 0) gets the init
-    metrics only. Settings not held fixed are NaN. ``p_holm`` adjusts ``p_welch`` (falling back
-    to ``p_perm`` where Welch is undefined) within each family and metric; ``p_holm_perm``
-    adjusts ``p_perm``.
+    metrics only. Settings not held fixed are NaN. A censored metric (``CENSORED``) also gets
+    each arm's censored count and ``p_rank``, the rank test valid for it. ``p_holm`` adjusts
+    ``p_rank`` (where there is one; else ``p_welch``, falling back to ``p_perm`` where Welch is
+    undefined) within each family and metric; ``p_holm_perm`` adjusts ``p_perm``.
     """
     df = derive(runs)
     selected = select_lr(summarize(df)) if selected is None else selected
@@ -223,12 +261,14 @@ def comparisons(
     for metric in METRICS:
         if kind(metric) != "init" and not trained(df):
             continue
-        values = seed_values(df, metric, selected)
+        censored = metric in CENSORED and CENSORED[metric] in df
+        values = censored_values(df, metric, selected) if censored else seed_values(
+            df, metric, selected)  # fmt: skip
         for family in FAMILIES:
             rows += family_rows(values, metric, family, rng)
     out = pd.DataFrame(rows, columns=[c for c in COLUMNS if not c.startswith("p_holm")])
     out["untestable"] = out["untestable"].fillna("")
-    primary = out["p_welch"].fillna(out["p_perm"])
+    primary = out["p_rank"].fillna(out["p_welch"]).fillna(out["p_perm"])
     out["p_holm"] = primary.groupby([out["family"], out["metric"]]).transform(holm)
     out["p_holm_perm"] = out["p_perm"].groupby([out["family"], out["metric"]]).transform(holm)
     return out[list(COLUMNS)]

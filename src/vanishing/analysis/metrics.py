@@ -25,6 +25,9 @@ Conventions:
 - A layer that did not move at all by the end (``weight_distance_rel`` 0: every update was
   rounded away) enters ``log10_distance_ratio_final`` at the bound 2^-24 / the top layer's
   relative distance (``distance_ratio_censored``).
+- ``forward_c_top_init``: the correlation c_l of two probe inputs' pre-activations at the top
+  hidden layer at step 0, where the layer table has the forward probe ``forward_c`` (NaN
+  otherwise): near 1 the forward pass has collapsed every input onto one representation.
 - **Times to an event** (``steps_to_target``, ``plateau_steps``) are censored at the run's last
   step when the event never happens (``reached_target`` / ``left_plateau`` false); a diverged
   run never reaches the target.
@@ -42,7 +45,8 @@ FLOAT32_EPS = 2.0**-24  # float32's relative precision: a smaller relative chang
 EARLY_STEP = 64  # "early in training": the last probe at or before this step
 TARGET_ACCURACY = 0.9  # default target validation accuracy of steps_to_target
 PLATEAU_FRACTION = 0.9  # a run has left the plateau once its train loss < this x ln(n_classes)
-WINDOW_POINTS = 0.01  # a rate is in the lr window within this much val accuracy of the best
+WINDOW_POINTS = 0.01  # without n_val (older tables): in the lr window within this of the best
+WINDOW_Z = 1.96  # with n_val: within the 95% half-width of a difference of two val accuracies
 TRAINS_ABOVE_CHANCE = 0.05  # a sweep whose best val accuracy is within this of chance: window 0
 RUN = ["cell", "lr", "seed"]
 
@@ -62,6 +66,7 @@ METRICS = {
         Metric("saturation_init", "init", "saturated or dead fraction, mean over layers, step 0"),
         Metric("log10_stream_ratio_init", "init", "log10 stream gradient x_1 / x_depth, step 0"),
         Metric("abs_log10_stream_ratio_init", "init", "its distance from balanced flow"),
+        Metric("forward_c_top_init", "init", "top layer's c of two probe inputs, step 0"),
         Metric("final_test_accuracy", "trained", "test accuracy after training"),
         Metric("final_val_accuracy", "trained", "validation accuracy after training"),
         Metric("final_train_loss", "trained", "training loss after training"),
@@ -78,7 +83,7 @@ METRICS = {
         Metric("reset_drop", "trained", "test accuracy lost by resetting layers 1..depth//2"),
         Metric("steps_to_target", "trained", "first step with val accuracy >= target (censored)"),
         Metric("plateau_steps", "trained", "first step with train loss < 0.9 ln K (censored)"),
-        Metric("lr_window", "sweep", f"lrs within {WINDOW_POINTS} of the seed's best val accuracy"),
+        Metric("lr_window", "sweep", "lrs whose val accuracy is within noise of the seed's best"),
         Metric("diverged_fraction", "sweep", "fraction of the seed's lrs that diverged"),
     )
 }  # fmt: skip
@@ -143,6 +148,8 @@ def _gradient_metrics(layers: pd.DataFrame) -> pd.DataFrame:
         out["log10_distance_ratio_final"] = log10_positive(first / dist["top"])
         out["distance_ratio_censored"] = still
         out["unchanged_layer1_final"] = _ends(layers, "weight_unchanged", last)["first"]
+    if "forward_c" in layers:  # forward probes (where the tables have them)
+        out["forward_c_top_init"] = _ends(layers, "forward_c", g.min())["top"]
     sat = layers.groupby([*RUN, "step"])["saturation"].mean()
     out["saturation_init"] = sat.groupby(RUN).first()
     out["saturation_final"] = sat.groupby(RUN).last()
@@ -170,13 +177,27 @@ def _curve_metrics(curves: pd.DataFrame, n_classes: pd.Series, target: float) ->
     return reached.join(_time_to(curves, below, "plateau_steps", "left_plateau"))
 
 
+def window_tolerance(best, n_val) -> np.ndarray:
+    """How far below a seed's best validation accuracy a rate may fall and still be in its lr
+    window: the half-width of the 95% interval of the difference of two accuracies measured on
+    ``n_val`` examples each, at the best's accuracy (Agresti-Caffo: two successes and two
+    failures added, so a best of 1.0 keeps a tolerance), ``WINDOW_Z`` sqrt(2 p (1 - p) / n);
+    ``WINDOW_POINTS`` where ``n_val`` is unknown (NaN)."""
+    n = np.asarray(n_val, dtype=float)
+    p = (np.asarray(best, dtype=float) * n + 2.0) / (n + 4.0)
+    tol = WINDOW_Z * np.sqrt(2.0 * p * (1.0 - p) / (n + 4.0))
+    return np.where(np.isfinite(tol), tol, WINDOW_POINTS)
+
+
 def _sweep_metrics(df: pd.DataFrame) -> pd.DataFrame:
     """Per run, its seed's lr-sweep properties (repeated over the seed's lrs): the number of
-    rates within ``WINDOW_POINTS`` of the seed's best validation accuracy (0 if the best is
-    within ``TRAINS_ABOVE_CHANCE`` of chance: it trains at no rate), and the diverged fraction."""
+    rates whose validation accuracy is within noise of the seed's best (``window_tolerance``;
+    0 if the best is within ``TRAINS_ABOVE_CHANCE`` of chance: it trains at no rate), and the
+    diverged fraction."""
     chance = 1.0 / df["n_classes"].astype(float)
     best = df.groupby(["cell", "seed"])["final_val_accuracy"].transform("max")
-    near = df["final_val_accuracy"] >= best - WINDOW_POINTS
+    n_val = pd.to_numeric(df["n_val"], errors="coerce") if "n_val" in df else np.nan
+    near = df["final_val_accuracy"] >= best - window_tolerance(best, n_val)
     trains = best > chance + TRAINS_ABOVE_CHANCE
     window = (near & trains).groupby([df["cell"], df["seed"]]).transform("sum")
     diverged = df["diverged"].groupby([df["cell"], df["seed"]]).transform("mean")

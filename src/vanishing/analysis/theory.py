@@ -62,6 +62,7 @@ THEORY = {"none": "mean-field", "batch": "batchnorm-yang2019", "layer": "layerno
 STATS_COLUMNS = (
     "n_seeds",
     "ceiling_slope",
+    "predicted_log10_ratio",
     "predicted_slope",
     "measured_slope",
     "measured_slope_ci_low",
@@ -225,6 +226,29 @@ def predicted_slope(*args, **kwargs) -> float:
     return fit_slope(np.arange(1, len(profile) + 1), profile)
 
 
+def fixed_point_chi(activation: str, sw2: float, sb2: float) -> float:
+    """chi at the depth limit of the variance map: sw2 E[phi'(h)^2], h ~ N(0, q*). Below 1 the
+    gradient vanishes exponentially toward the input (ordered), above 1 it grows (chaotic), at 1
+    (the critical point) neither: the decay is at most a power law in depth."""
+    return chi(activation, fixed_point(activation, sw2, sb2), sw2)
+
+
+CRITICAL = 1e-3  # |log10 chi*| below this: the critical point (tanh at sigma_w2 = 1: exactly 0)
+
+
+def predicted_shape(activation: str, sw2: float, sb2: float) -> tuple[str, float]:
+    """(shape, decades per layer) of the layer-1 / top gradient ratio against depth that
+    mean-field theory predicts for a deep plain net, from chi* alone (no data): ``exponential``
+    (chi* < 1; -0.5 log10 chi* decades lost per layer), ``power law`` (critical: chi* = 1) or
+    ``explodes`` (chi* > 1: the gradient grows toward the input). Decades per layer are negative
+    when the gradient shrinks toward the input."""
+    c = fixed_point_chi(activation, sw2, sb2)
+    rate = 0.5 * float(np.log10(c)) if c > 0 else float("-inf")
+    if abs(rate) < CRITICAL:
+        return "power law", 0.0
+    return ("exponential" if rate < 0 else "explodes"), rate
+
+
 def ceiling_slope(
     activation: str, init_scheme: str, width: int, sw2: float | str = "auto", sb2="auto"
 ) -> float:
@@ -364,12 +388,14 @@ def theory_table(
         profile = predictions[key]
         k = dict(zip(GROUP, key, strict=True))
         pred = np.nan if profile is None else fit_slope(np.arange(1, len(profile) + 1), profile)
+        ratio = np.nan if profile is None else float(profile[0])  # layer 1 against layer depth
         mean, low, high = mean_ci(s)
         rows.append(
             {
                 **dict(zip(GROUP, key, strict=True)),
                 "n_seeds": int(s.notna().sum()),
                 "ceiling_slope": _ceiling(dict(zip(GROUP, key, strict=True))),
+                "predicted_log10_ratio": ratio,
                 "predicted_slope": pred,
                 "measured_slope": mean,
                 "measured_slope_ci_low": low,

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vanishing.report import registry
+
 OVERVIEW, CLAIMS = "Overview", "Claims"
 
 
@@ -32,7 +34,8 @@ class FigureSpec:
 
 
 # Categories are the report's sections: an overview of the study, then one subcategory per claim
-# of FINDINGS, holding the figure its rule reads.
+# of FINDINGS, holding the figure its rule reads (``report.registry``: a claim's figure is typed
+# once, in its claim's entry).
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("trainability", OVERVIEW, "Trainability", ("selected",)),
     FigureSpec("lr_sweep", OVERVIEW, "Trainability", ("summary",)),
@@ -43,31 +46,11 @@ FIGURES: tuple[FigureSpec, ...] = (
                ("layer_gradients", "selected")),
     FigureSpec("saturation", OVERVIEW, "Gradient flow", ("layer_gradients", "selected")),
     FigureSpec("theory_overlay", OVERVIEW, "Theory", ("theory_profiles",), ("profile", "main")),
-    FigureSpec("decay_shapes", CLAIMS, "1. Exponential decay", ("run_metrics", "decay_fits"),
-               ("profile", "main")),
-    FigureSpec("update_ledger", CLAIMS, "2. Updates of the lower layers",
-               ("layer_gradients", "selected")),
-    FigureSpec("layer_reset", CLAIMS, "3. Poor learning", ("selected",)),
-    FigureSpec("saturation_mechanism", CLAIMS, "4. Saturation", ("theory", "selected"),
-               ("matched_init", "main"), ("init",)),
-    FigureSpec("deep_profiles", CLAIMS, "5. Hundreds of layers", ("layer_gradients",),
-               ("profile", "deep", "main")),
-    FigureSpec("activations_matched", CLAIMS, "6. ReLU", ("selected",),
-               ("matched_init", "main"), ("init",)),
-    FigureSpec("lr_window", CLAIMS, "7. Batch norm stabilises", ("summary",)),
-    FigureSpec("steps_to_target", CLAIMS, "8. Batch norm accelerates", ("survival_curves",)),
-    FigureSpec("bn_flow", CLAIMS, "9. Batch norm and gradient flow",
-               ("layer_gradients", "selected")),
-    FigureSpec("residual_deep", CLAIMS, "10. Residual connections", ("selected",),
-               ("deep", "main")),
-    FigureSpec("theory_slopes", CLAIMS, "11. Mean-field theory", ("theory",),
-               ("profile", "main")),
-    # through time (issue 18): claims 12 and 13 on the step-0 profiles, 14 on the trained nets
-    FigureSpec("time_profiles", CLAIMS, "12-13. Through time", ("layer_gradients", "run_metrics"),
-               ("recurrent_profile",), ("arch", "seq_len", "init", "sigma_w2")),
-    FigureSpec("time_training", CLAIMS, "14. Gating through time",
-               ("layer_gradients", "run_metrics"), ("recurrent",),
-               ("arch", "seq_len", "init", "sigma_w2")),
+    # one per claim figure, from the registry of claims: section Claims, subcategory the claims
+    # it shows (claims 12 and 13 share theirs)
+    *(FigureSpec(c.figure, CLAIMS, "Claim " + "-".join(str(n) for n in registry.shown_by(c.figure)),
+                 c.tables, c.grids, c.varies)
+      for c in registry.CLAIMS if registry.shown_by(c.figure)[0] == c.number),
 )  # fmt: skip
 BY_NAME = {f.name: f for f in FIGURES}
 NAMES = tuple(BY_NAME)

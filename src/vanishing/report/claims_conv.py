@@ -53,7 +53,7 @@ from vanishing.settings import CELL_KEYS
 
 GRIDS = ("conv",)  # the sub-grids it prefers (else any with conv nets)
 DECADE = 1.0  # "within a decade of balanced": |log10 layer-1 / top| below this
-LABEL = "(e) degradation, plain conv nets with batch norm"
+LABEL = "(f) degradation, plain conv nets with batch norm"
 DEGRADED = (
     "poor learning in deeper plain conv nets with batch norm is not caused by vanishing gradients"
 )

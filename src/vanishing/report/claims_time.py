@@ -4,9 +4,8 @@ Three judges in the pattern of ``report.claims`` (a judge takes the tables by na
 preferred sub-grids and the context keys, and returns ``evidence.judged``'s fields), reading
 ``time_runs`` and ``time_fits`` (``analysis.time_profiles``). Each rule is fixed here before the
 data, can come out either way (``tests/test_claims_time.py`` builds synthetic tables for each
-outcome) and prints theory's prediction beside every measurement. ``CLAIMS_TIME`` holds their
-registry entries as ``(number, title, quote, grids, figure, judge)``, which
-``report.claims.CLAIMS`` appends as ``ClaimSpec``s: the whole hook.
+outcome) and prints theory's prediction beside every measurement. Their entries (claims 12-14)
+are in ``report.registry``, which binds ``judge_<name>`` here by name.
 """
 
 from __future__ import annotations
@@ -219,17 +218,3 @@ def judge_time_gated(t, grids, keys) -> dict:
         for r in longest.itertuples()
     )
     return judged(parts, decisive, "no trained gated and Elman tanh nets at the same T")
-
-
-CLAIMS_TIME = (
-    (12, "Through time: the gradient to early steps falls exponentially in T",
-     "In deep networks, when these gradients are propagated backward through each layer, they "
-     "can become exponentially smaller", GRIDS, "time_profiles", judge_time_decay),
-    (13, "Through time: tanh loses the gradient faster than ReLU at matched chi",
-     "activation functions such as the sigmoid or hyperbolic tangent (tanh) ... causing "
-     "gradients to diminish as they propagate back", GRIDS, "time_profiles",
-     judge_time_saturation),
-    (14, "Through time: gating (the recurrent shortcut) keeps the gradient and learns longer "
-     "sequences", "shortcut connections that allow gradients to flow more easily back through "
-     "the network", TRAINED, "time_training", judge_time_gated),
-)  # fmt: skip

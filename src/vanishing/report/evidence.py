@@ -8,14 +8,19 @@ Each row a claim reads (a comparison, a within-cell test, a fit) has an *outcome
 - ``opposite``: a significant effect in the other direction (or the rule's stated contrary);
 - ``null``: neither (too small, too noisy, or not significant).
 
-A part of a claim tallies its rows (``tally``): *supported* if every row holds, *qualified* if
-some do, *contradicted* if none holds and some go the other way, *inconclusive* if all are null,
-*not tested* without rows. A claim of several parts combines them (``combine``).
+Beside its outcome every row has theory's prediction (``Prediction``, made from its settings
+and none of its data: ``report.predictions``) and its relation to it: *as theory predicts*,
+*departs from theory* or *outside theory*. A row whose outcome theory decides is no evidence for
+or against the brief. A part of a claim tallies the rows theory leaves open (``tally``):
+*supported* if every row holds, *qualified* if some do, *contradicted* if none holds and some go
+the other way, *inconclusive* if all are null, *not tested* without rows, and *foregone* when
+theory decides all of them. A claim of several parts combines them (``combine``). The p-values
+of a claim's rows are Holm-adjusted over that claim's rows alone (``holm_within``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,8 +34,12 @@ DEEP = 8  # "deep": at least this many hidden layers
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, QUALIFIED, NOT_TESTED = (
     "supported", "contradicted", "inconclusive", "qualified", "not tested",
 )  # fmt: skip
-VERDICTS = (SUPPORTED, QUALIFIED, CONTRADICTED, INCONCLUSIVE, NOT_TESTED)
+FOREGONE = "foregone"  # theory decides every row: no evidence for or against the brief
+VERDICTS = (SUPPORTED, QUALIFIED, CONTRADICTED, INCONCLUSIVE, FOREGONE, NOT_TESTED)
 HOLDS, OPPOSITE, NULL = "holds", "opposite", "null"
+AS_PREDICTED, DEPARTS = "as theory predicts", "departs from theory"
+OUTSIDE_THEORY = "outside theory"
+THEORY_MARGIN = 0.25  # decades: theory decides a difference of gradient ratios beyond this
 MARK = {HOLDS: "[holds]", OPPOSITE: "[opposite]", NULL: "[null]"}
 
 
@@ -51,6 +60,9 @@ class Claim:
     evidence: tuple[str, ...] = ()
     reason: str = ""
     parts: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # (label, verdict)
+    theory: str = ""  # what theory predicts for the design's rows, before the data
+    data: str = ""  # what the data show over every row
+    judged_on: str = ""  # the parts with rows theory leaves open
 
 
 def outcome(diff: float, p: float, sign: int) -> str:
@@ -75,12 +87,14 @@ def tally(outcomes: Sequence[str]) -> str:
 
 
 def combine(parts: Sequence[str]) -> str:
-    """A claim's verdict from its parts': supported only if every part is; contradicted or
-    inconclusive if every tested part is; not tested if no part could be; else qualified."""
-    tested = [p for p in parts if p != NOT_TESTED]
+    """A claim's verdict from its parts' (foregone parts do not count): supported only if every
+    other part is; contradicted or inconclusive if every tested part is; foregone if theory
+    decides every part that has rows; not tested if no part could be; else qualified."""
+    counted = [p for p in parts if p != FOREGONE]
+    tested = [p for p in counted if p != NOT_TESTED]
     if not tested:
-        return NOT_TESTED
-    if all(p == SUPPORTED for p in parts):
+        return FOREGONE if FOREGONE in parts else NOT_TESTED
+    if all(p == SUPPORTED for p in counted):
         return SUPPORTED
     for verdict in (CONTRADICTED, INCONCLUSIVE):
         if all(p == verdict for p in tested):
@@ -151,122 +165,122 @@ def context(row: pd.Series, keys: Sequence[str] = ARCH_AXES, skip: Sequence[str]
     return ", ".join(parts)
 
 
-def describe(row: pd.Series, mark: str, keys: Sequence[str] = ARCH_AXES) -> str:
-    """One comparison (a row of comparisons.csv) as a sentence with its interval, effect size
-    and p-values, then its outcome."""
-    return (
-        f"{row['metric']}: {row['factor']} {row['treatment']} - {row['baseline']} "
-        f"({context(row, keys)}): {num(row['mean_treatment'])} vs {num(row['mean_baseline'])}, "
-        f"diff {num(row['diff'])} [{num(row['diff_ci_low'])}, {num(row['diff_ci_high'])}], "
-        f"g = {num(row['hedges_g'])}, Holm p = {num(row['p_holm'], 2)} "
-        f"(Welch p = {num(row['p_welch'], 2)}, permutation p = {num(row['p_perm'], 2)}; "
-        f"n = {row['n_treatment']} vs {row['n_baseline']}{_why(row)}) {MARK[mark]}"
-    )
+@dataclass(frozen=True)
+class Prediction:
+    """Theory's prediction for one row, made from the row's settings and none of its data:
+    ``outcome`` HOLDS or OPPOSITE (theory *decides* the row: the effect the claim predicts, or
+    the contrary, by more than the rule's margin), NULL (theory expects no effect beyond the
+    margin: the row stays open) or '' (outside theory: the row stays open); ``text`` says what
+    it predicts, or why it does not apply."""
+
+    outcome: str
+    text: str
+
+    @property
+    def decides(self) -> bool:
+        return self.outcome in (HOLDS, OPPOSITE)
 
 
-def _why(row: pd.Series) -> str:
-    """'; no test: <reason>' where comparisons.csv says why a row has no test."""
-    reason = row.get("untestable", "")
-    return f"; no test: {reason}" if isinstance(reason, str) and reason else ""
+def outside(why: str) -> Prediction:
+    """Theory does not apply to the row (``why``): it is open."""
+    return Prediction("", f"outside theory ({why})")
+
+
+TRAINED = outside("a trained outcome: mean-field theory describes the net at init")
+
+
+def relation(mark: str, pred: Prediction) -> str:
+    """The row's outcome against theory's: *as theory predicts*, *departs from theory*, or
+    *outside theory*."""
+    if pred.outcome == "":
+        return OUTSIDE_THEORY
+    return AS_PREDICTED if mark == pred.outcome else DEPARTS
 
 
 @dataclass(frozen=True)
 class Part:
-    """One part of a claim: its label, verdict, and an evidence line per row it read."""
+    """One part of a claim before it is judged: its rows (``table``), each row's outcome
+    (``mark(row)``, which reads ``row["p_holm"]``: the claim's own Holm adjustment of the raw
+    p-values in column ``p`` across all its rows), its sentence (``line(row, mark)``) and theory's
+    prediction for it (``theory(row)``, outside theory unless given)."""
+
+    label: str
+    table: pd.DataFrame
+    mark: Callable
+    line: Callable
+    grid: str = ""
+    p: str | None = None
+    theory: Callable = field(default=lambda r: TRAINED)
+    reason: str = ""  # why the part cannot be tested, where its inputs are absent
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A part judged: its verdict on the rows theory leaves open (FOREGONE when theory decides
+    every row), the data's tally over all rows, an evidence line per row, the count of rows
+    theory decides and of those where the data depart from theory."""
 
     label: str
     verdict: str
-    lines: tuple[str, ...] = ()
-    grid: str = ""
+    data: str
+    lines: tuple[str, ...]
+    grid: str
+    n_rows: int
+    n_decided: int
+    n_departs: int
+    reason: str = ""
+    n_holds: int = 0
+    n_opposite: int = 0
+    predicted: tuple[str, ...] = ()  # theory's outcome per row ('' outside theory)
 
 
-def part(label: str, table: pd.DataFrame, mark, line, grid: str = "") -> Part:
-    """A part judged row by row: ``mark(row)`` gives each row's outcome, ``line(row, mark)``
-    its evidence sentence."""
-    marks, lines = [], []
+def part(label: str, table: pd.DataFrame, mark, line, grid: str = "", p: str | None = None,
+         theory=None, reason: str = "") -> Part:  # fmt: skip
+    """A part judged row by row (see ``Part``)."""
+    table = pd.DataFrame() if table is None else table
+    return Part(label, table, mark, line, grid, p, theory or (lambda r: TRAINED), reason)
+
+
+def holm_within(parts: Sequence[Part]) -> list[pd.DataFrame]:
+    """Each part's table with ``p_holm`` set to the Holm adjustment of its raw p (column
+    ``part.p``) over every row of the claim: a claim's power does not depend on how many rows
+    other claims read from the same sub-grid. Parts without a raw p keep their tables."""
+    from vanishing.analysis.comparisons import holm  # no torch: analysis' statistics
+
+    raw = [
+        pd.to_numeric(pt.table[pt.p], errors="coerce").to_numpy(dtype=float)
+        if pt.p and len(pt.table) else np.array([])
+        for pt in parts
+    ]  # fmt: skip
+    adjusted = holm(np.concatenate(raw)) if raw else np.array([])
+    out, start = [], 0
+    for pt, r in zip(parts, raw, strict=True):
+        table = pt.table
+        if pt.p and len(table):
+            table = table.assign(p_holm=adjusted[start : start + len(r)])
+        start += len(r)
+        out.append(table)
+    return out
+
+
+def judge_part(pt: Part, table: pd.DataFrame) -> Judged:
+    """Marks, theory and lines of one part's rows, and its verdict on the open rows."""
+    marks, open_marks, lines, decided, departs, predicted = [], [], [], 0, 0, []
     for _, row in table.iterrows():
-        marks.append(mark(row))
-        lines.append(f"{label} {line(row, marks[-1])}")
-    return Part(label, tally(marks), tuple(lines), grid)
-
-
-def comparison_part(label, t, grids, family, metric, sign, keys, min_depth=DEEP, **where) -> Part:
-    """ "The difference (treatment - baseline) of ``metric`` has ``sign``" over the rows of
-    comparisons.csv of one family, in the first of ``grids`` the table has."""
-    grid = choose_grid(t["comparisons"], grids)
-    table = rows(t["comparisons"], grid, min_depth, family=family, metric=metric, **where)
-    return part(label, table, lambda r: outcome(r["diff"], r["p_holm"], sign),
-                lambda r, m: describe(r, m, keys), grid)  # fmt: skip
-
-
-def cell_line(row: pd.Series, mark: str, keys) -> str:
-    """One within-cell test (a row of cell_tests.csv) as a sentence."""
-    return (
-        f"{row['metric']} ({context(row, keys)}, lr {num(row['lr'])}): mean {num(row['mean'])} "
-        f"[{num(row['ci_low'])}, {num(row['ci_high'])}] against {num(row['null'])}, Holm p = "
-        f"{num(row['p_holm'], 2)}, n = {int(row['n'])} {MARK[mark]}"
-    )
-
-
-def cell_part(label, t, grids, metric, sign, keys, min_depth=DEEP, **where) -> Part:
-    """ "The cell's seed mean of ``metric`` differs from the null with ``sign``" over the rows of
-    cell_tests.csv, in the first of ``grids`` the table has."""
-    grid = choose_grid(t["cell_tests"], grids)
-    table = rows(t["cell_tests"], grid, min_depth, metric=metric, **where)
-    return part(label, table, lambda r: outcome(r["mean"] - r["null"], r["p_holm"], sign),
-                lambda r, m: cell_line(r, m, keys), grid)  # fmt: skip
-
-
-def survival_line(row: pd.Series, mark: str, keys) -> str:
-    """One time-to-event comparison (a row of survival.csv) as a sentence."""
-    return (
-        f"{row['metric']}: {row['factor']} {row['treatment']} - {row['baseline']} "
-        f"({context(row, keys)}): median {num(row['median_treatment'])} vs "
-        f"{num(row['median_baseline'])} steps (NaN: fewer than half got there), "
-        f"{int(row['events_treatment'])}/{int(row['n_treatment'])} vs "
-        f"{int(row['events_baseline'])}/{int(row['n_baseline'])} got there, log-rank Holm p = "
-        f"{num(row['p_holm'], 2)} {MARK[mark]}"
-    )
-
-
-def survival_part(label, t, grids, family, metric, sign, keys, min_depth=DEEP, **where) -> Part:
-    """ "Treatment's median time minus baseline's has ``sign``" over rows of survival.csv (a
-    median never reached counts as the last step), significant by the log-rank test."""
-    grid = choose_grid(t["survival"], grids)
-    table = rows(t["survival"], grid, min_depth, family=family, metric=metric, **where)
-    return part(label, table, lambda r: outcome(r["diff_median"], r["p_holm"], sign),
-                lambda r, m: survival_line(r, m, keys), grid)  # fmt: skip
-
-
-def divergence_part(label, t, grids, family, sign, keys, min_depth=DEEP, **where) -> Part:
-    """ "Treatment's divergence rate over the lr sweep minus baseline's has ``sign``" over rows of
-    divergence.csv (Fisher's exact test, Holm)."""
-    grid = choose_grid(t["divergence"], grids)
-    table = rows(t["divergence"], grid, min_depth, family=family, **where)
-
-    def line(r, m):
-        return (
-            f"diverged: {r['factor']} {r['treatment']} - {r['baseline']} "
-            f"({context(r, keys)}): {int(r['diverged_treatment'])}/{int(r['n_treatment'])} vs "
-            f"{int(r['diverged_baseline'])}/{int(r['n_baseline'])} runs of the sweep, Fisher "
-            f"Holm p = {num(r['p_holm'], 2)} {MARK[m]}"
-        )
-
-    return part(label, table, lambda r: outcome(r["diff"], r["p_holm"], sign), line, grid)
-
-
-def association_part(label, t, grids, x, y, sign, scope="all") -> Part:
-    """ "Spearman's rho across cells between ``x`` and ``y`` has ``sign``" (associations.csv)."""
-    grid = choose_grid(t["associations"], grids)
-    table = rows(t["associations"], grid, x=x, y=y, scope=scope)
-
-    def line(r, m):
-        return (
-            f"Spearman rho({r['x']}, {r['y']}) over {int(r['n_cells'])} cells ({r['scope']}): "
-            f"{num(r['rho'], 2)}, p = {num(r['p_value'], 2)} {MARK[m]}"
-        )
-
-    return part(label, table, lambda r: outcome(r["rho"], r["p_value"], sign), line, grid)
+        m, pred = pt.mark(row), pt.theory(row)
+        rel = relation(m, pred)
+        marks.append(m)
+        predicted.append(pred.outcome)
+        decided += pred.decides
+        departs += rel == DEPARTS
+        if not pred.decides:
+            open_marks.append(m)
+        tag = "theory decides this row" if pred.decides else "open"
+        lines.append(f"{pt.label} {pt.line(row, m)} Theory: {pred.text}: *{rel}* ({tag}).")
+    verdict = tally(open_marks) if open_marks or not marks else FOREGONE
+    return Judged(pt.label, verdict, tally(marks), tuple(lines), pt.grid, len(marks), decided,
+                  departs, pt.reason, marks.count(HOLDS), marks.count(OPPOSITE),
+                  tuple(predicted))  # fmt: skip
 
 
 def deepest(table: pd.DataFrame) -> pd.Series | None:
@@ -280,23 +294,57 @@ def deepest(table: pd.DataFrame) -> pd.Series | None:
     return None if depth.isna().all() else table.loc[depth.idxmax()]
 
 
+def _head(d: Judged) -> str:
+    """A part's verdict line: on which rows it was judged, and where it was judged."""
+    head = f"{d.label}: {d.verdict}"
+    if d.verdict == FOREGONE:
+        head += f" (theory decides all {d.n_rows} rows; the data alone: {d.data})"
+    elif d.n_decided:
+        head += (f" on the {d.n_rows - d.n_decided} rows theory leaves open ({d.n_decided} it "
+                 "decides are left out)")  # fmt: skip
+    if d.verdict == NOT_TESTED and d.reason:
+        head += f" ({d.reason})"
+    return head + (f" (sub-grid {d.grid})." if d.grid else ".")
+
+
+def summaries(done: Sequence[Judged]) -> tuple[str, str]:
+    """(what theory predicts, what the data show) over every row of a claim's parts."""
+    n = sum(d.n_rows for d in done)
+    if not n:
+        return "no rows", "no rows"
+    departs = sum(d.n_departs for d in done)
+    pred = [p for d in done for p in d.predicted]
+    h, o, u = pred.count(HOLDS), pred.count(OPPOSITE), pred.count(NULL)
+    theory = (f"decides {h + o} of {n} rows ({h} as the brief says, {o} against it)" if h + o
+              else f"decides none of the {n} rows")  # fmt: skip
+    theory += f"; expects no effect in {u}" if u else ""
+    theory += f"; {n - h - o - u} outside theory" if n - h - o - u else ""
+    held, opp = sum(d.n_holds for d in done), sum(d.n_opposite for d in done)
+    data = f"{held} of {n} rows hold, {opp} opposite, {n - held - opp} null"
+    return theory, data + (f"; {departs} depart from theory" if departs else "")
+
+
 def judged(parts: Sequence[Part], decisive: str = "", reason: str = "", extra=()) -> dict:
-    """The Claim fields of a claim made of ``parts``: combined verdict, one verdict line and the
-    rows' lines per part, the sub-grids read, and ``extra`` evidence lines."""
-    verdict = combine([p.verdict for p in parts])
+    """The Claim fields of a claim made of ``parts``: p-values Holm-adjusted over the claim's
+    own rows, each row beside theory's prediction, each part judged on the rows theory leaves
+    open, the combined verdict, one verdict line and the rows' lines per part, the sub-grids
+    read, and ``extra`` evidence lines."""
+    done = [judge_part(p, t) for p, t in zip(parts, holm_within(parts), strict=True)]
+    verdict = combine([d.verdict for d in done])
     lines = []
-    for p in parts:
-        lines += [
-            f"{p.label}: {p.verdict}" + (f" (sub-grid {p.grid})." if p.grid else "."),
-            *p.lines,
-        ]
-    grids = " and ".join(dict.fromkeys(p.grid for p in parts if p.grid))
+    for d in done:
+        lines += [_head(d), *d.lines]
+    grids = " and ".join(dict.fromkeys(d.grid for d in done if d.grid))
     if verdict != NOT_TESTED:
         reason = ""
     elif not reason:
-        reason = "the tables lack the cells its parts need"
-    return dict(verdict=verdict, parts=tuple((p.label, p.verdict) for p in parts), grids=grids,
-                evidence=(*lines, *extra), decisive=decisive, reason=reason)  # fmt: skip
+        reason = "; ".join(d.reason for d in done if d.reason) or (
+            "the tables lack the cells its parts need")  # fmt: skip
+    theory, data = summaries(done)
+    judged_on = ", ".join(d.label for d in done if d.verdict not in (FOREGONE, NOT_TESTED))
+    return dict(verdict=verdict, parts=tuple((d.label, d.verdict) for d in done), grids=grids,
+                evidence=(*lines, *extra), decisive=decisive, reason=reason, theory=theory,
+                data=data, judged_on=judged_on)  # fmt: skip
 
 
 def min_permutation_p(n1: int, n2: int) -> float:

@@ -1,21 +1,39 @@
 """Rules for the brief's claims about the remedies: batch normalisation (claims 7-9) and
-residual connections (claim 10). Registered, with the brief's words, in ``report.claims``."""
+residual connections (claim 10), and this study's own claim about mean-field theory (11), as
+``figures_remedies`` draws their figures. Registered, with the brief's words, in
+``report.registry``; bound by name (``judge_<name>``)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
 from vanishing.report.evidence import (
     DEEP,
+    HOLDS,
+    MARK,
+    NULL,
+    OPPOSITE,
     choose_grid,
-    comparison_part,
     deepest,
-    divergence_part,
     judged,
     num,
+    outside,
+    part,
     rows,
+)
+from vanishing.report.parts import (
+    comparison_part,
+    divergence_part,
+    survival_line,
     survival_part,
-)  # fmt: skip
+)
 
 VERY_DEEP = 64  # residual claims are about very deep models
+THEORY_TOLERANCE = 0.15  # claim 11: relative, on the per-layer slope
+THEORY_DECADES = 0.25  # claim 11: absolute, on the decades over the whole net
 BN = dict(treatment="batch", residual=False)
 
 
@@ -35,9 +53,11 @@ def explosions(t, grid: str, what: str, min_depth: int = DEEP, **where) -> list[
 
 def judge_stabilises(t, grids, keys) -> dict:
     """Claim 7. In deep nets without residual connections, batch norm against none: (a) the lr
-    window is wider: more rates of the sweep within 1 point of a seed's best validation accuracy
-    (a seed whose best is within 0.05 of chance has a window of 0: it trains at no rate); (b)
-    fewer runs of the sweep diverge (Fisher's exact test)."""
+    window is wider: more rates of the sweep whose validation accuracy is within noise of a
+    seed's best (within the 95% half-width of a difference of two accuracies on the validation
+    set's size, 1.96 sqrt(2 p (1 - p) / n_val); one point where n_val is not recorded; a seed
+    whose best is within 0.05 of chance has a window of 0: it trains at no rate); (b) fewer runs
+    of the sweep diverge (Fisher's exact test)."""
     window = comparison_part("(a) lr window", t, grids, "norm_vs_none", "lr_window", +1, keys,
                              **BN)  # fmt: skip
     diverge = divergence_part("(b) divergence", t, grids, "norm_vs_none", -1, keys, **BN)
@@ -53,18 +73,33 @@ def judge_stabilises(t, grids, keys) -> dict:
 def judge_accelerates(t, grids, keys) -> dict:
     """Claim 8. In deep nets without residual connections, batch norm reaches the target
     validation accuracy in fewer steps than no norm (each at its selected lr; Kaplan-Meier
-    medians, a run that never gets there censored; log-rank test). The length of the initial
-    plateau is reported beside it."""
+    medians, a run that never gets there censored; log-rank test), judged only where both arms
+    reach the target (both medians finite): where only batch norm gets there it *enables*
+    training, which says nothing of speed; those rows are listed apart. The length of the
+    initial plateau is reported beside it."""
+    grid = choose_grid(t["survival"], grids)
+    table = rows(t["survival"], grid, DEEP, family="norm_vs_none", metric="steps_to_target",
+                 **BN)  # fmt: skip
+    both = table
+    if len(table):
+        both = table[np.isfinite(table["median_treatment"]) & np.isfinite(table["median_baseline"])]
     steps = survival_part("(a) steps to target", t, grids, "norm_vs_none", "steps_to_target", -1,
                           keys, **BN)  # fmt: skip
-    plateau = survival_part("plateau", t, grids, "norm_vs_none", "plateau_steps", -1, keys, **BN)
-    r = deepest(rows(t["survival"], steps.grid, DEEP, family="norm_vs_none",
+    steps = replace(steps, table=both, reason="no deep cell where both arms reach the target")
+    extra = []
+    for _, r in table.drop(both.index).iterrows():
+        who = "batch norm enables" if np.isfinite(r["median_treatment"]) else "neither arm reaches"
+        extra.append(f"{who} the target here ({survival_line(r, NULL, keys)}): not a question of "
+                     "speed")  # fmt: skip
+    plateau = rows(t["survival"], grid, DEEP, family="norm_vs_none", metric="plateau_steps", **BN)
+    extra += [f"plateau: {survival_line(r, NULL, keys)}" for _, r in plateau.iterrows()]
+    r = deepest(rows(t["survival"], grid, DEEP, family="norm_vs_none",
                      metric="steps_to_target", activation="sigmoid", **BN))  # fmt: skip
     decisive = "" if r is None else (
         f"sigmoid depth {int(r['depth'])}: median {num(r['median_treatment'])} steps with batch "
         f"norm vs {num(r['median_baseline'])} without"
     )  # fmt: skip
-    return judged([steps], decisive, extra=plateau.lines)
+    return judged([steps], decisive, extra=extra)
 
 
 def judge_bn_flow(t, grids, keys) -> dict:
@@ -113,3 +148,69 @@ def judge_residual(t, grids, keys) -> dict:
         f"residual vs {num(r['mean_baseline'], 2)} plain"
     )  # fmt: skip
     return judged(parts, decisive, "no residual and plain nets of 64+ layers side by side", extra)
+
+
+BLOCKS_GRID = "blocks"  # the default study's step-0 profiles of the post and branch_act blocks
+
+
+def block_note(r) -> str:
+    """`` (pre block, residual_scale inv_sqrt_depth)`` for a residual group's row (every block
+    and branch gain is judged), else nothing."""
+    if str(r.get("residual", "")).lower() != "true" or "block" not in r:
+        return ""
+    scale = f", residual_scale {r['residual_scale']}" if "residual_scale" in r else ""
+    return f" ({r['block']} block{scale})"
+
+
+def judge_theory(t, grids, keys) -> dict:
+    """Claim 11 (this study's own). For every group at depth >= 8 with a prediction (plain,
+    batch norm, layer norm, residual with each block: pre, post, branch_act, also from the
+    ``blocks`` sub-grid; the known misses included), the measured per-layer slope
+    of log10 grad_preact_rms at init matches the mean-field prediction: over the whole net
+    (slope x (depth - 1)) the measured decades are within 0.25 of the predicted ones, or, where
+    the prediction is large, the slope is within 15% of it. A miss: within neither and the
+    prediction outside the measured 95% interval; null: within neither, the prediction inside
+    the interval. Theory is the claim here: no row is decided before the data."""
+    grid = choose_grid(t["theory"], grids)
+    theory = rows(t["theory"], grid, DEEP)
+    extra = rows(t["theory"], BLOCKS_GRID, DEEP) if grid != BLOCKS_GRID else pd.DataFrame()
+    if len(extra):  # the other blocks' step-0 profiles, where a study has them apart
+        theory = pd.concat([theory, extra], ignore_index=True)
+    if len(theory):
+        theory = theory[
+            np.isfinite(theory["predicted_slope"]) & np.isfinite(theory["measured_slope"])
+        ]
+        theory = theory.assign(
+            decades_error=(theory["measured_slope"] - theory["predicted_slope"])
+            * (pd.to_numeric(theory["depth"]) - 1)
+        )
+
+    def close(r) -> bool:
+        relative = np.isfinite(r["relative_error"]) and abs(r["relative_error"]) <= THEORY_TOLERANCE
+        return abs(r["decades_error"]) <= THEORY_DECADES or relative
+
+    def mark(r):
+        inside = r["measured_slope_ci_low"] <= r["predicted_slope"] <= r["measured_slope_ci_high"]
+        if close(r):
+            return HOLDS
+        return NULL if inside else OPPOSITE
+
+    def line(r, m):
+        return (
+            f"{r['activation']} ({r['init_scheme']}), norm {r['norm']}, residual {r['residual']}"
+            f"{block_note(r)}, depth {int(r['depth'])}: predicted {num(r['predicted_slope'])}, "
+            f"measured "
+            f"{num(r['measured_slope'])} [{num(r['measured_slope_ci_low'])}, "
+            f"{num(r['measured_slope_ci_high'])}] decades per layer: {num(r['decades_error'], 2)} "
+            f"decades off over the net, relative error {num(r['relative_error'], 2)}, "
+            f"{int(r['n_seeds'])} seeds {MARK[m]}"
+        )
+
+    def test_of_theory(r):
+        return outside("the claim tests theory itself")
+
+    p = part("(a) slopes", theory, mark, line, grid, theory=test_of_theory)
+    held = sum(close(r) for _, r in theory.iterrows()) if len(theory) else 0
+    decisive = (f"{held} of {len(theory)} groups within {THEORY_DECADES} decades or "
+                f"{THEORY_TOLERANCE:.0%}") if len(theory) else ""  # fmt: skip
+    return judged([p], decisive, "no groups with a prediction at depth >= 8")

@@ -225,10 +225,10 @@ def study_note(study: str, findings: str | None = None) -> str:
 
 
 def verdict_table(findings_md: str) -> str:
-    """The verdict table of FINDINGS.md: the lines from ``| claim | verdict |`` to the first
+    """The verdict table of FINDINGS.md: the lines from the header ``| claim ...`` to the first
     blank line after it."""
     lines = findings_md.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("| claim | verdict |"))
+    start = next(i for i, line in enumerate(lines) if line.startswith("| claim "))
     end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
     return "\n".join(lines[start:end])
 

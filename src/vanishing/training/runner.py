@@ -88,6 +88,7 @@ def cell_tables(cell: Cell, splits: Splits, module, fit_seconds: float):
                 "sigma_b2_value": sb2_value,
                 "input_dim": splits.input_dim,
                 "n_classes": splits.n_classes,
+                "n_val": len(splits.y_val),
                 "input_second_moment": splits.input_second_moment,
                 **{k: float(v[r]) for k, v in hist.final.items()},
                 "diverged": hist.diverged_step[r] is not None,
