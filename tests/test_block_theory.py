@@ -59,7 +59,7 @@ def measured_slope(block, activation, norm, depth, scale) -> tuple[float, float]
 
 def predicted(block, activation, norm, depth, scale) -> float:
     return theory.predicted_slope(activation, "auto", norm, True, depth, WIDTH, INPUT_DIM, 1.0,
-                                  scale, block)  # fmt: skip
+                                  scale, block=block)  # fmt: skip
 
 
 # predicted / measured (mean of 4 seeds) when written
@@ -99,8 +99,8 @@ def test_skipinit_has_no_profile_and_fixup_is_flat_over_the_blocks():
     the blocks' weights are 0, so the stream passes unchanged and every block's h_l gets the
     same gradient (alpha = 1)."""
     args = ("relu", "kaiming", "none", True, 16, WIDTH, INPUT_DIM, 1.0)
-    assert theory.predicted_profile(*args, "skipinit", "pre") is None
-    prof = theory.predicted_profile(*args, "fixup", "pre")
+    assert theory.predicted_profile(*args, "skipinit", block="pre") is None
+    prof = theory.predicted_profile(*args, "fixup", block="pre")
     np.testing.assert_allclose(prof[1:], 0.0, atol=1e-12)
 
 
@@ -118,16 +118,16 @@ def test_claim_11_judges_the_blocks_sub_grid_too():
     from claim_tables import tables
     from claim_tables import theory as row
 
-    from vanishing.report.claims import CLAIMS
     from vanishing.report.evidence import QUALIFIED, SUPPORTED
+    from vanishing.report.registry import CLAIMS, judge
 
     spec = next(c for c in CLAIMS if c.number == 11)
     keys = ("activation", "depth", "norm", "residual")
     held = [row("relu", 16, 0.6, 0.61, residual=True, block="pre"),
             row("tanh", 16, 0.6, 0.61, residual=False)]  # fmt: skip
     missed = row("relu", 16, 0.6, 0.9, grid="blocks", residual=True, block="branch_act")
-    both = spec.judge(tables(theory=[*held, missed]), spec.grids, keys)
-    alone = spec.judge(tables(theory=held), spec.grids, keys)
+    both = judge(spec)(tables(theory=[*held, missed]), spec.grids, keys)
+    alone = judge(spec)(tables(theory=held), spec.grids, keys)
     assert alone["verdict"] == SUPPORTED and both["verdict"] == QUALIFIED
     lines = both["evidence"]
     assert any("(branch_act block, residual_scale 1.0)" in ln for ln in lines)

@@ -10,8 +10,9 @@ from claim_tables import NS, SIG, comparison, selected, tables
 from test_findings import world_3
 
 from vanishing.report import claims_conv
-from vanishing.report.claims import CLAIMS
 from vanishing.report.evidence import CONTRADICTED, INCONCLUSIVE, QUALIFIED, SUPPORTED
+from vanishing.report.registry import CLAIMS
+from vanishing.report.registry import judge as judge_of
 
 SPEC = {c.number: c for c in CLAIMS}[3]
 KEYS = ("arch", "activation", "depth", "norm", "residual")
@@ -33,7 +34,7 @@ def conv_rows(diff: float, p: float, init: float, final: float, spread: float = 
 
 
 def judge(t: dict) -> dict:
-    return SPEC.judge(t, SPEC.grids, KEYS)
+    return judge_of(SPEC)(t, SPEC.grids, KEYS)
 
 
 @pytest.mark.parametrize(

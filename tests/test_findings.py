@@ -385,33 +385,37 @@ def test_verdict_table_for_the_report_front_page():
 
 def test_every_claim_entry_joins_its_judge_figure_and_families():
     """One registry entry per claim: its judge and its figure are found by name, in modules
-    split the same way (claims 1-6: claims/figures_claims; 7-11: remedies/figures_remedies);
+    split the same way (claims 1-6: claims/figures_claims; 7-11: remedies/figures_remedies;
+    12-14: claims_time/figures_time);
     the catalog's figure carries the entry's sub-grids and tables; its families exist, the
     activation ones derived from the activation registry."""
     import inspect
 
     from vanishing.analysis.comparisons import FAMILIES
-    from vanishing.report import catalog
+    from vanishing.report import catalog, registry
     from vanishing.report.figures import plot_function
     from vanishing.report.registry import ACTIVATION_FAMILIES
 
     names = {f[0] for f in FAMILIES}
     pair = {"vanishing.report.claims": "vanishing.report.figures_claims",
-            "vanishing.report.remedies": "vanishing.report.figures_remedies"}  # fmt: skip
+            "vanishing.report.remedies": "vanishing.report.figures_remedies",
+            "vanishing.report.claims_time": "vanishing.report.figures_time"}  # fmt: skip
     assert [c.number for c in CLAIMS] == list(range(1, len(CLAIMS) + 1))
     for spec in CLAIMS:
         rule, plot = judge(spec), plot_function(spec.figure)
         assert inspect.getdoc(rule).startswith(f"Claim {spec.number}")
         assert pair[rule.__module__] == plot.__module__, spec.number
         fig = catalog.BY_NAME[spec.figure]
+        shown = "-".join(str(n) for n in registry.shown_by(spec.figure))  # 12-13 share one
         assert (fig.subcategory, fig.grids, fig.tables) == (
-            f"Claim {spec.number}",
+            f"Claim {shown}",
             spec.grids,
             spec.tables,
         )
         assert set(spec.families) <= names, spec.number
     assert set(ACTIVATION_FAMILIES) == {f"activation_vs_{a}" for a in SATURATING} <= names
-    assert sum(f.category == catalog.CLAIMS for f in catalog.FIGURES) == len(CLAIMS)
+    figures = {c.figure for c in CLAIMS}  # one figure per claim, or shared (claims 12 and 13)
+    assert sum(f.category == catalog.CLAIMS for f in catalog.FIGURES) == len(figures)
 
 
 def test_theory_decides_a_comparison_only_beyond_its_margin():
@@ -448,7 +452,7 @@ def test_theory_decides_a_comparison_only_beyond_its_margin():
     row = t["comparisons"].iloc[0].copy()
     predict = comparison_theory(t, "main", "abs_log10_grad_ratio_init", -1)
     assert predict(row).outcome == "holds" and predict(row).decides
-    row["residual"] = True
+    row["residual"], row["block"] = True, "branch_act"  # the non-centred block
     assert predict(row).text.startswith("outside theory (a residual branch ending in relu")
     assert comparison_theory(t, "main", "final_test_accuracy", 1)(row).outcome == ""
 

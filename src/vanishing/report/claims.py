@@ -26,6 +26,7 @@ from vanishing.report.evidence import (
     SHARED_INITS,
     choose_grid,
     deepest,
+    holm_within,
     judged,
     num,
     part,
@@ -191,10 +192,11 @@ def judge_stagnation(t, grids, keys) -> dict:
     )  # fmt: skip
     cause = cause_part(t, CHANCE_MARGIN, keys)
     conv = claims_conv.degradation_part(t, keys)  # None without conv nets
-    said = claims_conv.degradation_sentence(conv)
-    decisive = "; ".join(s for s in (decisive, said) if s)
-    return judged([loss, late, reset, link, *cause, *([conv] if conv else [])], decisive,
-                  extra=extra)  # fmt: skip
+    parts = [loss, late, reset, link, *cause, *([conv] if conv else [])]
+    if conv:  # the sentence reads the conv rows with the claim's own Holm p, as the verdict does
+        said = claims_conv.degradation_sentence(conv, holm_within(parts)[-1])
+        decisive = "; ".join(s for s in (decisive, said) if s)
+    return judged(parts, decisive, extra=extra)
 
 
 def judge_mechanism(t, grids, keys) -> dict:

@@ -116,7 +116,9 @@ def degradation_part(t: dict, keys) -> Part | None:
         return None
     cells = {i: _deepest_cell(r, t.get("selected")) for i, r in table.iterrows()}
     state = {i: balance(c) for i, c in cells.items()}
-    table = table.assign(_row=table.index)
+    rank = table["p_rank"] if "p_rank" in table else np.nan
+    table = table.assign(_row=table.index, p_raw=pd.Series(rank, index=table.index)
+                         .fillna(table["p_welch"]).fillna(table["p_perm"]))  # fmt: skip
 
     def mark(r):
         worse = r["diff"] > 0 and r["p_holm"] < ALPHA
@@ -141,17 +143,19 @@ def degradation_part(t: dict, keys) -> Part | None:
             f"({state[r['_row']]}, a decade = {num(DECADE)}) {MARK[m]}"
         )
 
-    return part(LABEL, table, mark, line, grid)
+    return part(LABEL, table, mark, line, grid, "p_raw")
 
 
-def degradation_sentence(p: Part | None) -> str:
+def degradation_sentence(p: Part | None, table: pd.DataFrame | None = None) -> str:
     """What FINDINGS says of the part: ``DEGRADED`` where every group degraded with balanced or
-    exploding gradients, a qualified form where some did, else nothing."""
+    exploding gradients, a qualified form where some did, else nothing. ``table``: the part's
+    rows with the claim's own Holm p (``evidence.holm_within``; default its own)."""
     if p is None:
         return ""
-    degraded = sum(ln.endswith(MARK[OPPOSITE]) for ln in p.lines)
-    if degraded and degraded == len(p.lines):
+    table = p.table if table is None else table
+    degraded = sum(p.mark(r) == OPPOSITE for _, r in table.iterrows())
+    if degraded and degraded == len(table):
         return f"degradation: {DEGRADED}"
     if degraded:
-        return f"degradation in {degraded} of {len(p.lines)} groups: there, {DEGRADED}"
+        return f"degradation in {degraded} of {len(table)} groups: there, {DEGRADED}"
     return ""
