@@ -25,12 +25,15 @@ $(CHROMIUM):
 
 # make study CONFIG=my.yaml DIR=studies/my: another config, in its own working directory. After a
 # crash (kill -9, power loss) the same command continues; a second one in the same DIR refuses.
-# Then the report (attached to the study's MLflow run).
+# RETRAIN=<cell>[,<cell>...] (folder names in results/runs/, or `stale`) trains those cells again
+# and rebuilds what depends on them. Then the report (attached to the study's MLflow run).
 CONFIG ?=
 DIR ?= .
+RETRAIN ?=
 SNAKE_ARGS = -d $(DIR) $(if $(CONFIG),--configfile $(CONFIG))
 study: $(VENV)/.installed
-	$(BIN)/vanishing study --directory $(DIR) $(if $(CONFIG),--configfile $(CONFIG))
+	$(BIN)/vanishing study --directory $(DIR) $(if $(CONFIG),--configfile $(CONFIG)) \
+	  $(if $(RETRAIN),--retrain $(RETRAIN))
 	$(MAKE) --no-print-directory report
 
 dry-run: $(VENV)/.installed

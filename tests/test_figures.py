@@ -11,9 +11,8 @@ import pytest
 from scipy import stats as sps
 from synthetic import probe_inputs
 
-from vanishing.analysis import profiles
 from vanishing.analysis.tables import build_tables, read_tables
-from vanishing.report import catalog, figures, figures_gradients
+from vanishing.report import catalog, figures, figures_gradients, profiles
 
 BASE = dict(
     data="digits", width=16, init="auto", residual_scale=1.0, optimizer="sgd", momentum=0.9,

@@ -1,16 +1,19 @@
 """The study's figures, drawn from the tables in ``results/tables/`` (no torch, no statistics).
 
-Means and intervals come from ``summary.csv`` / ``selected.csv`` (``vanishing.stats``) and
-``theory_profiles.csv`` (``vanishing.theory``); means over seeds of curves and layer profiles come
-from ``vanishing.profiles``. A figure only selects rows and takes log10. Each ``plot_*`` returns a
-``matplotlib.figure.Figure`` (Agg canvas, no pyplot state) and raises ``MissingData`` when the
-tables cannot support it; ``write_all`` then writes a placeholder that says why.
+Means and intervals come from ``summary.csv`` / ``selected.csv`` (``vanishing.analysis.stats``)
+and ``theory_profiles.csv`` (``vanishing.analysis.theory``); means over seeds of curves and layer
+profiles come from ``vanishing.report.profiles``. A figure only selects rows and takes log10.
+Each ``plot_*`` returns a ``matplotlib.figure.Figure`` (Agg canvas, no pyplot state) and raises
+``MissingData`` when the tables cannot support it; ``write_all`` then writes a placeholder
+that says why.
 
 Variants are (norm, residual) pairs, named ``plain``, ``residual``, ``batch norm``,
 ``batch norm + residual``, ...; depth is the number of hidden layers; layer 1 is nearest the input.
 
 The trainability, lr-sweep and training-curve figures live here, the gradient figures in
-``vanishing.figures_gradients``, and the helpers both share in ``vanishing.plotting``.
+``vanishing.report.figures_gradients``, the claims' and remedies' in ``figures_claims`` and
+``figures_remedies``, and the helpers they share in ``vanishing.report.plotting``; the list of
+figures (names, captions) is ``vanishing.report.catalog``.
 """
 
 from __future__ import annotations
@@ -22,9 +25,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from vanishing.analysis import profiles
 from vanishing.analysis.tables import read_tables
-from vanishing.report import catalog, figures_claims, figures_gradients, figures_remedies
+from vanishing.report import catalog, figures_claims, figures_gradients, figures_remedies, profiles
 from vanishing.report.plotting import (
     ACTIVATIONS,
     AXES,

@@ -15,8 +15,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from vanishing import activations
-from vanishing.analysis import profiles
 from vanishing.analysis.metrics import FLOAT32_TINY
+from vanishing.report import profiles
 from vanishing.report.plotting import (
     ACT_COLOR,
     ACTIVATIONS,

@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from vanishing import activations
-from vanishing.analysis import profiles
+from vanishing.report import profiles
 from vanishing.report.plotting import (
     ACT_COLOR,
     ACTIVATIONS,

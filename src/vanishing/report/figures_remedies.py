@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from vanishing.analysis import profiles
 from vanishing.analysis.metrics import WINDOW_POINTS
+from vanishing.report import profiles
 from vanishing.report.plotting import (
     ACTIVATIONS,
     AXES,

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from vanishing import activations
-from vanishing.analysis import profiles
+from vanishing.report import profiles
 from vanishing.settings import ARCH_AXES as AXES
 from vanishing.settings import CELL_KEYS, NORMS
 
