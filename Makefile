@@ -68,7 +68,7 @@ ui: $(VENV)/.installed
 	  2>/dev/null || echo "Open http://127.0.0.1:5000 (no results/tracking.json yet)"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///results/mlflow.db --host 127.0.0.1 --port 5000
 
-# Screenshots of the study's MLflow UI, as a user browses it, into docs/screenshots/ (README,
+# Screenshots of the study's MLflow UI, as a user browses it, into docs/screenshots/ (docs/browsing.md,
 # "Browsing results"): starts its own `mlflow ui` on a free port and drives Chromium.
 screenshots: $(VENV)/.installed $(CHROMIUM)
 	$(BIN)/python scripts/screenshots.py --workdir $(DIR) --out docs/screenshots
@@ -83,7 +83,7 @@ docs-figures:
 status: $(VENV)/.installed
 	$(BIN)/vanishing status --watch 10 --directory $(DIR)
 
-# A tracking server for several jobs or nodes (see README) with MLflow's authentication: set
+# A tracking server for several jobs or nodes (see docs/clusters.md) with MLflow's authentication: set
 # MLFLOW_AUTH_ADMIN_USERNAME and MLFLOW_AUTH_ADMIN_PASSWORD first (there is no default password).
 # SQLite on local disk in SERVER_DIR (with the users database), artifacts in SERVER_DIR/mlartifacts.
 # HOST=0.0.0.0 ALLOWED_HOSTS=node1,node2 to serve a cluster; MLFLOW_ARGS="--workers 1" and the
