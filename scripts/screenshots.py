@@ -168,6 +168,9 @@ def walk(base: str, tracking_uri: str, study: str, out: Path, cell: str | None =
         study_row.locator(EXPANDER).click()
         page.locator(".ag-row", has_text=" · d").first.wait_for()
         seen["cell_rows"] = page.locator(EXPANDER).count() - 1  # the study's own toggle
+        if picked["profile_cell"] is not None:  # a profile cell has no replicas, so no toggle
+            listed = page.get_by_text(picked["profile_cell"].info.run_name, exact=True)
+            seen["profile_cell_listed"] = listed.count() > 0
         shot(page, out, "2-cells", seen)
 
         # 3. one cell expanded: its replicas listed under it

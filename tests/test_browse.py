@@ -83,7 +83,8 @@ def test_the_experiment_opens_on_its_runs(seen):
 
 
 def test_the_study_run_lists_its_cells_by_short_names_and_a_cell_its_replicas(seen, tiny_study):
-    assert seen["cell_rows"] == N_CELLS + 1
+    assert seen["cell_rows"] == N_CELLS  # expandable; the profile cell has no replica runs
+    assert seen["profile_cell_listed"]
     assert seen["cell"] == "activation~sigmoid_depth~6_norm~none_residual~false"
     assert seen["cell_run_name"] == "sigmoid · d6 · 2 ep"  # found in the table by that name
     names = seen["cell_names"]

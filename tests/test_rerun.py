@@ -24,7 +24,7 @@ from conftest import snakemake_env
 
 pytestmark = pytest.mark.e2e
 
-OLD, NEW = "1" * 40, "2" * 40
+OLD, NEW = "1a" * 20, "2b" * 20  # two commits (hex, as git spells them)
 STUDY = {
     "study": "rerun",
     "grid": {"activation": ["sigmoid"], "depth": [2, 4], "norm": ["none"],

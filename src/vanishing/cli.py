@@ -191,9 +191,9 @@ def cmd_findings(a: argparse.Namespace) -> int:
 
     for claim in write_findings(a.tables, a.out, a.rst):
         log.info("claim %d: %s", claim.number, claim.verdict)
-    commits = pd.read_csv(a.tables / "runs.csv", usecols=["git_commit"])["git_commit"]
+    commits = pd.read_csv(a.tables / "runs.csv", usecols=["git_commit"], dtype=str)["git_commit"]
     lines = a.out.read_text().split("\n")
-    lines.insert(1, f"\n{record.code_line(sorted(set(commits.astype(str))))}")
+    lines.insert(1, f"\n{record.code_line(sorted(set(commits)))}")
     a.out.write_text("\n".join(lines))
     return 0
 
