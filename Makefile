@@ -25,12 +25,15 @@ $(CHROMIUM):
 
 # make study CONFIG=my.yaml DIR=studies/my: another config, in its own working directory. After a
 # crash (kill -9, power loss) the same command continues; a second one in the same DIR refuses.
-# Then the report (attached to the study's MLflow run).
+# RETRAIN=<cell>[,<cell>...] (folder names in results/runs/, or `stale`) trains those cells again
+# and rebuilds what depends on them. Then the report (attached to the study's MLflow run).
 CONFIG ?=
 DIR ?= .
+RETRAIN ?=
 SNAKE_ARGS = -d $(DIR) $(if $(CONFIG),--configfile $(CONFIG))
 study: $(VENV)/.installed
-	$(BIN)/vanishing study --directory $(DIR) $(if $(CONFIG),--configfile $(CONFIG))
+	$(BIN)/vanishing study --directory $(DIR) $(if $(CONFIG),--configfile $(CONFIG)) \
+	  $(if $(RETRAIN),--retrain $(RETRAIN))
 	$(MAKE) --no-print-directory report
 
 dry-run: $(VENV)/.installed
@@ -65,7 +68,7 @@ ui: $(VENV)/.installed
 	  2>/dev/null || echo "Open http://127.0.0.1:5000 (no results/tracking.json yet)"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///results/mlflow.db --host 127.0.0.1 --port 5000
 
-# Screenshots of the study's MLflow UI, as a user browses it, into docs/screenshots/ (README,
+# Screenshots of the study's MLflow UI, as a user browses it, into docs/screenshots/ (docs/browsing.md,
 # "Browsing results"): starts its own `mlflow ui` on a free port and drives Chromium.
 screenshots: $(VENV)/.installed $(CHROMIUM)
 	$(BIN)/python scripts/screenshots.py --workdir $(DIR) --out docs/screenshots
@@ -80,7 +83,7 @@ docs-figures:
 status: $(VENV)/.installed
 	$(BIN)/vanishing status --watch 10 --directory $(DIR)
 
-# A tracking server for several jobs or nodes (see README) with MLflow's authentication: set
+# A tracking server for several jobs or nodes (see docs/clusters.md) with MLflow's authentication: set
 # MLFLOW_AUTH_ADMIN_USERNAME and MLFLOW_AUTH_ADMIN_PASSWORD first (there is no default password).
 # SQLite on local disk in SERVER_DIR (with the users database), artifacts in SERVER_DIR/mlartifacts.
 # HOST=0.0.0.0 ALLOWED_HOSTS=node1,node2 to serve a cluster; MLFLOW_ARGS="--workers 1" and the

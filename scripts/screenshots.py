@@ -72,6 +72,7 @@ def pick_runs(tracking_uri: str, study: str, cell: str | None = None) -> dict:
     # the replica to open: the first seed at the cell's selected lr (published), else the first
     lr = chosen.data.metrics.get("selected_lr")
     at_lr = [r for r in replicas if lr is not None and float(r.data.tags["lr"]) == lr]
+    profiles = [c for c in cells if c.data.tags.get("epochs") == "0"]
     return {
         "experiment_id": exp.experiment_id,
         "study_run": study_run,
@@ -79,6 +80,13 @@ def pick_runs(tracking_uri: str, study: str, cell: str | None = None) -> dict:
         "replicas": replicas,
         "replica": (at_lr or replicas)[0],
         "n_cells": len(cells),
+        "cell_names": sorted(c.info.run_name for c in cells),
+        # a step-0 profile cell (the deepest), one run for all its seeds, if the study has one
+        "profile_cell": max(profiles, key=lambda c: int(c.data.tags["depth"]), default=None),
+        "children": {
+            c.info.run_id: sum(r.data.tags.get("mlflow.parentRunId") == c.info.run_id for r in runs)
+            for c in profiles
+        },  # fmt: skip
     }
 
 
@@ -126,7 +134,12 @@ def walk(base: str, tracking_uri: str, study: str, out: Path, cell: str | None =
     exp = picked["experiment_id"]
     cell_run, replicas = picked["cell_run"], picked["replicas"]
     cell_name = cell_run.data.tags["cell"]
-    seen: dict = {"cell": cell_name, "n_cells": picked["n_cells"]}
+    seen: dict = {
+        "cell": cell_name,
+        "n_cells": picked["n_cells"],
+        "cell_run_name": cell_run.info.run_name,
+        "cell_names": picked["cell_names"],
+    }
     with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
         browser = pw.chromium.launch_persistent_context(
             profile, executable_path=CHROMIUM, headless=True, args=FLAGS,
@@ -153,12 +166,16 @@ def walk(base: str, tracking_uri: str, study: str, out: Path, cell: str | None =
 
         # 2. the study run expanded: one row per cell
         study_row.locator(EXPANDER).click()
-        page.locator(".ag-row", has_text="activation~").first.wait_for()
+        page.locator(".ag-row", has_text=" · d").first.wait_for()
         seen["cell_rows"] = page.locator(EXPANDER).count() - 1  # the study's own toggle
+        if picked["profile_cell"] is not None:  # a profile cell has no replicas, so no toggle
+            listed = page.get_by_text(picked["profile_cell"].info.run_name, exact=True)
+            seen["profile_cell_listed"] = listed.count() > 0
         shot(page, out, "2-cells", seen)
 
         # 3. one cell expanded: its replicas listed under it
-        row = page.locator(".ag-row", has_text=cell_name).first
+        name = page.get_by_text(cell_run.info.run_name, exact=True)
+        row = page.locator(".ag-row").filter(has=name).first
         for _ in range(MORE_PAGES):  # the table loads 100 runs at a time, newest first
             if row.count():
                 break
@@ -199,7 +216,7 @@ def walk(base: str, tracking_uri: str, study: str, out: Path, cell: str | None =
             "source": "vanishing train" in body,
             "commit": bool(commit) and commit[:7] in body,
             "dataset": "digits_train" in body or "mnist1d_train" in body,
-            "parent_is_cell": cell_name in body,
+            "parent_is_cell": cell_run.info.run_name in body,
         }
         shot(page, out, "5-replica", seen)
 
@@ -222,6 +239,24 @@ def walk(base: str, tracking_uri: str, study: str, out: Path, cell: str | None =
         seen["charts"] = sum(int(n) for n in re.findall(r"\n\((\d+)\)\nAdd chart", body))
         seen["chart_sections"] = re.findall(r"\n([\w/]+)\n\(\d+\)\nAdd chart", body)
         shot(page, out, "7-replica-charts", seen)
+
+        # 8. a step-0 profile cell: one run, its seeds' profiles in one image and one table
+        if (prof := picked["profile_cell"]) is not None:
+            run_page(page, base, exp, prof.info.run_id, "artifacts")
+            page.get_by_text("layer_gradients.csv").first.wait_for()
+            page.get_by_text("gradient_profile.png").first.click()
+            img = page.locator('img[src^="blob:"]').first
+            img.wait_for()
+            page.wait_for_function("i => i.complete && i.naturalWidth > 0",
+                                   arg=img.element_handle())  # fmt: skip
+            close_assistant(page)
+            seen["profile_cell"] = {
+                "name": prof.info.run_name,
+                "child_runs": picked["children"][prof.info.run_id],
+                "image": img.evaluate("i => [i.naturalWidth, i.naturalHeight]"),
+                "table": "layer_gradients.csv" in page.inner_text("body"),
+            }
+            shot(page, out, "8-profile-cell", seen)
         browser.close()
     return seen
 

@@ -236,6 +236,11 @@ def check_mlflow_runs(runs: list[dict], expected: pd.DataFrame) -> None:
         assert len(metrics) <= 25 and not any("layer_0" in k for k in metrics)
         keys.append((t["cell"], float(t["lr"]), int(t["seed"])))
     assert "| claim (the brief) | theory predicts |" in tags[study]["mlflow.note.content"]
+    # short names (vanishing.tracking.names), unique within the study: `sigmoid · d6 · 2 ep`
+    names = {i: r["info"]["run_name"] for i, r in by_id.items() if role[i] != "study"}
+    assert len(set(names.values())) == len(names)
+    assert all(len(names[i]) <= 40 for i in cells.values()), sorted(names.values())
+    assert all(" · d" in n and "~" not in n for n in names.values())
     assert len(keys) == len(set(keys)) == len(expected)
     assert set(keys) == set(zip(expected["cell"], expected["lr"], expected["seed"], strict=True))
 
@@ -255,7 +260,11 @@ def store_runs(workdir) -> list[dict]:
         ]  # fmt: skip
         out.append(
             {
-                "info": {"status": r.info.status, "run_id": r.info.run_id},
+                "info": {
+                    "status": r.info.status,
+                    "run_id": r.info.run_id,
+                    "run_name": r.info.run_name,
+                },
                 "data": {
                     "tags": [{"key": k, "value": v} for k, v in r.data.tags.items()],
                     "params": [{"key": k, "value": v} for k, v in r.data.params.items()],

@@ -11,9 +11,8 @@ import pytest
 from scipy import stats as sps
 from synthetic import SETTING_DEFAULTS, probe_inputs
 
-from vanishing.analysis import profiles
 from vanishing.analysis.tables import build_tables, read_tables
-from vanishing.report import catalog, figures, figures_gradients
+from vanishing.report import catalog, figures, figures_gradients, profiles
 
 BASE = dict(  # every registered setting at its default, then this test's values
     SETTING_DEFAULTS,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from vanishing.tracking.gpu import claim_gpu, gpu_count, lock_path, release_gpu, visible_gpus
+from vanishing.gpu import claim_gpu, gpu_count, lock_path, release_gpu, visible_gpus
 
 NO_GPU = (
     "compute.accelerator is 'gpu' but no GPU is visible "
@@ -26,7 +26,7 @@ NO_GPU = (
 WORKER = """
 import json, logging, os, sys, time
 from pathlib import Path
-from vanishing.tracking.gpu import claim_gpu
+from vanishing.gpu import claim_gpu
 logging.basicConfig(level=logging.INFO)
 lock_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
 slot = claim_gpu(int(sys.argv[4]), lock_dir)
@@ -236,5 +236,5 @@ def test_bad_settings(clean_env):
 
 
 def test_module_imports_no_torch():
-    code = "import sys, vanishing.tracking.gpu; sys.exit('torch' in sys.modules)"
+    code = "import sys, vanishing.gpu; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], env=worker_env()).returncode == 0

@@ -9,9 +9,9 @@ import logging
 
 import pytest
 
-from vanishing import progress
-from vanishing.config import make_cell, save_cells, spec_hash
-from vanishing.outputs import DONE
+from vanishing import progress, record
+from vanishing.config import make_cell, save_cells
+from vanishing.outputs import CELL_TABLES, DONE
 
 
 def cell(name: str, depth: int, epochs: int = 2):
@@ -75,9 +75,9 @@ def write_study(results, clock, *, done=(), running=None, updated_ago=1.0, start
         for c in cells:
             if c.name in done:
                 (results / "runs" / c.name).mkdir(parents=True)
-                (results / "runs" / c.name / DONE).write_text(
-                    json.dumps({"spec_hash": spec_hash(c.spec())})
-                )
+                for table in CELL_TABLES:
+                    (results / "runs" / c.name / f"{table}.csv").write_text("a\n1\n")
+                record.write(results / "runs" / c.name, c, "a" * 40)
     if running:
         job, name, step, steps = running
         units = {c.name: progress.cell_units(c) for c in jobs[job]}
@@ -143,3 +143,21 @@ def test_status_of_a_finished_study(tmp_path, clock):
 def test_no_plan_yet(tmp_path):
     st = progress.study_status(tmp_path / "results")
     assert st.cells == 0 and "no training jobs planned yet" in progress.format_status(st)
+
+
+def test_a_full_disk_skips_the_progress_file_and_says_so(tmp_path, monkeypatch, caplog):
+    """Progress is advice: a write that fails (ENOSPC) is logged, the job goes on, and no
+    temporary file is left behind."""
+    import errno
+
+    path = tmp_path / "progress" / "j.json"
+    job = progress.JobProgress("j", [cell("a", 1)], {"a": 10}, path)
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(progress.Path, "write_text", full)
+    with caplog.at_level(logging.WARNING, logger="vanishing.progress"):
+        job.write(status="running")
+    assert "not written: [Errno 28] No space left on device" in caplog.text
+    assert list(path.parent.iterdir()) == []

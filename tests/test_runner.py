@@ -1,38 +1,29 @@
-"""A cell folder counts as done only with DONE.json for the same settings and every table."""
+"""A training job whose finished cells were made by other code refuses before any work (the
+path of Snakemake called directly, without ``vanishing study``'s check)."""
 
 from __future__ import annotations
 
-import json
+import pytest
 
+from vanishing import record
 from vanishing.config import make_cell
-from vanishing.outputs import CELL_TABLES, DONE
-from vanishing.training.runner import is_done, spec_hash
+from vanishing.outputs import CELL_TABLES
 
 
-def finished_cell(tmp_path, cell):
-    d = tmp_path / "cell"
-    d.mkdir()
+def test_a_job_with_cells_made_by_other_code_stops_before_any_work(tmp_path, monkeypatch):
+    from vanishing.training.runner import run_job
+
+    cells = [make_cell(dict(activation="relu", depth=d, norm="none", residual=False, epochs=1),
+                       f"c{d}", [0], [0.1]) for d in (2, 3)]  # fmt: skip
+    done = tmp_path / "runs" / "c2"
+    done.mkdir(parents=True)
     for table in CELL_TABLES:
-        (d / f"{table}.csv").write_text("a\n1\n")
-    (d / DONE).write_text(json.dumps({"spec_hash": spec_hash(cell.spec())}))
-    return d
-
-
-def spec(lr=0.1, grids=("main",)):
-    values = dict(activation="relu", depth=2, norm="none", residual=False, width=8)
-    return make_cell(values, "c", [0, 1], [lr], grids)
-
-
-def test_done_needs_marker_same_settings_and_every_table(tmp_path):
-    d = finished_cell(tmp_path, spec())
-    assert is_done(d, spec())
-    assert not is_done(d, spec(lr=0.2))  # other settings: retrain
-    assert is_done(d, spec(grids=("main", "deep")))  # in another sub-grid too: nothing to redo
-    (d / "probe_inputs.csv").unlink()  # a folder written before that table existed
-    assert not is_done(d, spec())
-
-
-def test_no_marker_not_done(tmp_path):
-    d = finished_cell(tmp_path, spec())
-    (d / DONE).unlink()
-    assert not is_done(d, spec())
+        (done / f"{table}.csv").write_text("a\n1\n")
+    record.write(done, cells[0], "1a" * 20)
+    monkeypatch.setenv(record.CODE_VERSION_ENV, "2b" * 20)
+    progress = tmp_path / "progress" / "job.json"
+    tracking = {"tracking_uri": "sqlite:///nowhere.db"}  # never opened: nothing is logged
+    with pytest.raises(record.CodeChanged, match="made by " + "1a" * 20 + ": c2"):
+        run_job(cells, tmp_path / "runs", tracking, "cpu", "job", progress)
+    assert not progress.exists() and not (tmp_path / "runs" / ".job.reserve").exists()
+    assert not (tmp_path / "runs" / "c3").exists()  # nothing trained

@@ -224,3 +224,15 @@ def test_cells_name_every_listed_axis_in_registry_order():
         "activation~tanh_depth~4_norm~layer_residual~true_width~8",
         "activation~tanh_depth~4_norm~layer_residual~true_width~16",
     ]
+
+
+def test_the_dataclasses_carry_each_settings_type():
+    """Readers (``help``, ``dataclasses.fields``) see real types, taken from each setting's
+    parser in the registry, not ``Any``."""
+    import dataclasses
+
+    from vanishing.config import ModelConfig, TrainConfig
+
+    types = {f.name: f.type for c in (ModelConfig, TrainConfig) for f in dataclasses.fields(c)}
+    assert (types["depth"], types["residual"], types["momentum"]) == (int, bool, float)
+    assert types["residual_scale"] == float | str and types["optimizer"] is str

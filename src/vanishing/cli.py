@@ -28,8 +28,8 @@ import sys
 import time
 from pathlib import Path
 
-from vanishing import disk
-from vanishing.outputs import DONE
+from vanishing import disk, record
+from vanishing.outputs import CELL_TABLES
 from vanishing.settings import SETTINGS
 
 T_START = time.perf_counter()
@@ -77,7 +77,7 @@ def cells_from_flags(a: argparse.Namespace):
 
 def cmd_train(a: argparse.Namespace) -> int:
     if a.accelerator == "gpu":
-        from vanishing.tracking.gpu import claim_gpu
+        from vanishing.gpu import claim_gpu
 
         claim_gpu(a.jobs_per_gpu)  # sets CUDA_VISIBLE_DEVICES before torch is imported
     import torch
@@ -96,7 +96,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         return 1
     fit = 0.0
     for name in done:
-        fit += json.loads((a.out_root / name / DONE).read_text())["timing"]["fit_seconds"]
+        fit += record.read(a.out_root / name)["timing"]["fit_seconds"]
     by_name = {c.name: c for c in cells}
     manifest = {
         "cells": [
@@ -118,11 +118,13 @@ def passed_on(args: list[str]) -> list[str]:
 
 
 def cmd_study(a: argparse.Namespace) -> int:
+    from vanishing.record import CodeChanged
     from vanishing.study import StudyRunning, study
 
+    retrain = [c for c in (a.retrain or "").split(",") if c]
     try:
-        return study(a.directory, a.configfile, passed_on(a.snakemake_args))
-    except (StudyRunning, FileNotFoundError) as e:
+        return study(a.directory, a.configfile, passed_on(a.snakemake_args), retrain)
+    except (StudyRunning, FileNotFoundError, CodeChanged, ValueError) as e:
         log.error("vanishing study: %s", e)
         return 1
 
@@ -166,7 +168,7 @@ def cmd_train_jobs(a: argparse.Namespace) -> int:
 def cmd_stats(a: argparse.Namespace) -> int:
     from vanishing.analysis.tables import read_tables, write_tables
 
-    t = read_tables(a.tables, ("runs", "layer_gradients", "curves", "probe_inputs"))
+    t = read_tables(a.tables, CELL_TABLES)
     write_tables(
         t["runs"], t["layer_gradients"], a.tables, t["probe_inputs"], t["curves"],
         seed=a.seed, target=a.target_accuracy,
@@ -183,10 +185,16 @@ def cmd_figures(a: argparse.Namespace) -> int:
 
 
 def cmd_findings(a: argparse.Namespace) -> int:
+    import pandas as pd
+
     from vanishing.report.findings import write_findings
 
     for claim in write_findings(a.tables, a.out, a.rst):
         log.info("claim %d: %s", claim.number, claim.verdict)
+    commits = pd.read_csv(a.tables / "runs.csv", usecols=["git_commit"], dtype=str)["git_commit"]
+    lines = a.out.read_text().split("\n")
+    lines.insert(1, f"\n{record.code_line(sorted(set(commits)))}")
+    a.out.write_text("\n".join(lines))
     return 0
 
 
@@ -206,7 +214,7 @@ def cmd_publish(a: argparse.Namespace) -> int:
     if a.runs:
         runs = pd.read_csv(a.runs)
         for cell in runs["cell"].unique():
-            done = json.loads((a.runs_root / cell / DONE).read_text())
+            done = record.read(a.runs_root / cell) or {}
             datasets.update({(d["name"], d["digest"]): d for d in done.get("datasets", [])})
     if a.selected:
         selected = pd.read_csv(a.selected)
@@ -263,6 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--configfile", type=Path, help="the study's config (default: config/config.yaml)"
     )
     p.add_argument("--directory", "-d", type=Path, default=Path("."), help="working directory")
+    p.add_argument(
+        "--retrain", metavar="CELL[,CELL...]",
+        help="train these cells (folder names in results/runs/, or `stale`: those made by other "
+        "code) again, and rebuild what depends on them",
+    )  # fmt: skip
     p.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="-- ARGS for snakemake")
     p.set_defaults(func=cmd_study)
     p = sub.add_parser("init-tracking", help="create the MLflow store, experiment, parent run")

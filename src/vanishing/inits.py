@@ -1,7 +1,8 @@
 """Initialisation schemes as variances, without torch.
 
-The model (``vanishing.models``) draws weights with these exact variances, and the mean-field
-theory (``vanishing.theory``) reads them from here, so both always agree on what an init means.
+The model (``vanishing.training.models``) draws weights with these exact variances, and the
+mean-field theory (``vanishing.analysis.theory``) reads them from here, so both always agree on
+what an init means.
 
 ``sigma_w2`` is the weight variance times fan-in (Var(W_ij) * fan_in), the quantity mean-field
 theory works with; ``sigma_b2`` is the bias variance itself (not scaled). For a

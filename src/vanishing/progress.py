@@ -5,7 +5,7 @@ same while a study runs locally or on SLURM (on a shared file system) and after 
 The files:
 
 - ``results/plan/<job>.json``: each training job's cells (the workflow writes these first);
-- ``results/runs/<cell>/DONE.json``: a finished cell (with the settings' hash, as ``is_done``);
+- ``results/runs/<cell>/DONE.json``: a finished cell (``vanishing.record.is_done``);
 - ``results/progress/<job>.json``: written by the training job every few seconds (``JobProgress``):
   its start, the cell it is training, its step, live and diverged replicas, and its estimate.
 
@@ -25,8 +25,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from vanishing.config import Cell, load_cells, spec_hash
-from vanishing.outputs import DONE
+from vanishing import record
+from vanishing.config import Cell, load_cells
 
 log = logging.getLogger(__name__)
 PROGRESS_DIR = "progress"
@@ -41,7 +41,11 @@ def cell_units(cell: Cell) -> float:
 def write_json(path: Path, data: dict) -> None:
     """Replace ``path`` atomically: a reader never sees half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
+    try:
+        tmp.write_text(json.dumps(data, indent=1))
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
 
 
@@ -125,9 +129,17 @@ class JobProgress:
         )  # fmt: skip
 
     def write(self, status: str) -> None:
+        """The progress file; a failed write (a full disk) is logged and skipped: progress is
+        advice, and the job's own next write says what is wrong."""
         self.last = time.time()
         if self.path is None:
             return
+        try:
+            self._write(status)
+        except OSError as e:
+            log.warning("progress file %s not written: %s", self.path, e)
+
+    def _write(self, status: str) -> None:
         write_json(
             self.path,
             {
@@ -176,15 +188,6 @@ class StudyStatus:
         return asdict(self)
 
 
-def is_cell_done(runs: Path, cell: Cell) -> bool:
-    """The cell's DONE.json exists and is for these settings."""
-    marker = runs / cell.name / DONE
-    try:
-        return json.loads(marker.read_text()).get("spec_hash") == spec_hash(cell.spec())
-    except (OSError, ValueError):
-        return False
-
-
 def study_status(results: Path, now: float | None = None) -> StudyStatus:
     """Progress of the study whose outputs are in ``results``: plan files, DONE markers and the
     training jobs' progress files."""
@@ -195,7 +198,7 @@ def study_status(results: Path, now: float | None = None) -> StudyStatus:
     total = done = running = 0
     for plan in sorted((results / "plan").glob("*.json")):
         cells = load_cells(plan.read_text())
-        finished = [is_cell_done(results / "runs", c) for c in cells]
+        finished = [record.is_done(results / "runs" / c.name, c) for c in cells]
         prog = read_progress(results / PROGRESS_DIR / plan.name)
         units = {c.name: cell_units(c) for c in cells}
         total += len(cells)

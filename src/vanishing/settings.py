@@ -141,6 +141,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mnist1d_samples", "data", int, 4000, axis=False, column=False),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
+# the type of a setting's value, from the function that parses it (the dataclasses' annotations)
+TYPES = {str: str, int: int, float: float, parse_bool: bool, parse_scale: float | str,
+         parse_residual_scale: float | str}  # fmt: skip
+
+
+def value_type(s: Setting) -> type:
+    """The type of ``s``'s values (``typing.Any`` for a parser not in ``TYPES``)."""
+    from typing import Any
+
+    return TYPES.get(s.parse, Any)
 
 
 def names(**where) -> tuple[str, ...]:

@@ -13,12 +13,19 @@ directory), and Snakemake then reruns what was cut off (the default profile sets
 ``rerun-incomplete``; finished cells are kept). When the lock is taken, the wrapper stops at once
 and names the holder's PID.
 
-Standard library only: nothing here needs torch, and Snakemake runs as a subprocess.
+Before Snakemake starts, the wrapper retrains the cells asked for (``--retrain``, ``make study
+RETRAIN=<cell>``: the cell's record is removed and its training job forced to rerun, so the job
+trains that cell alone and everything downstream is rebuilt), and stops, naming cells, commits
+and the command to retrain them, when finished cells were made by other code (one study, one
+code version: ``vanishing.record``).
+
+Torch-free: nothing here needs torch, and Snakemake runs as a subprocess.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import signal
@@ -26,9 +33,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vanishing import disk
+from vanishing import disk, record
 
 LOCK = Path(".snakemake") / "vanishing-study.lock"
+PLANS, RUNS, JOBS = Path("results") / "plan", Path("results") / "runs", "results/jobs"
 SNAKEMAKE_LOCKS = Path(".snakemake") / "locks"
 log = logging.getLogger(__name__)
 
@@ -112,8 +120,57 @@ def run_snakemake(cmd: list[str], lock_fd: int) -> int:
     return proc.wait()
 
 
-def study(workdir: Path, configfile: Path | None, snakemake_args: list[str]) -> int:
-    """Run (or continue) the study in ``workdir``; Snakemake's exit status."""
+def planned_jobs(workdir: Path) -> dict[str, str]:
+    """Cell name -> its training job, from the plan files an earlier run wrote."""
+    out = {}
+    for plan in sorted((workdir / PLANS).glob("*.json")):
+        for cell in json.loads(plan.read_text()):
+            out[cell["cell"]] = plan.stem
+    return out
+
+
+def check_code(workdir: Path, retrain_hint: str) -> None:
+    """Raise ``record.CodeChanged`` (before any work) when finished cells of the study (the
+    planned ones; every one if nothing is planned yet) were made by other code."""
+    planned = planned_jobs(workdir) or None
+    version = record.code_version()
+    stale = record.stale_cells(workdir / RUNS, version, names=planned)
+    if stale:
+        raise record.CodeChanged(record.stale_message(stale, version, retrain_hint))
+
+
+def retrain_targets(workdir: Path, retrain: list[str]) -> list[str]:
+    """Forget the finished cells named in ``retrain`` (``stale``: those made by other code) and
+    return their training jobs' outputs, for Snakemake's ``--forcerun``: the jobs run again,
+    train only the forgotten cells (the others are done) and everything downstream is rebuilt.
+    Raises ValueError naming a cell that the study does not have."""
+    planned = planned_jobs(workdir)
+    cells = []
+    for name in retrain:
+        if name == "stale":
+            cells += record.stale_cells(workdir / RUNS, record.code_version(), planned or None)
+        elif name in planned or (workdir / RUNS / name).is_dir():
+            cells.append(name)
+        else:
+            raise ValueError(
+                f"no cell {name!r} in the study in {workdir}: RETRAIN takes folder names from "
+                f"{workdir / RUNS} (or `stale`), comma-separated"
+            )
+    jobs = []
+    for name in dict.fromkeys(cells):
+        record.forget(workdir / RUNS / name)
+        if name in planned:
+            jobs.append(f"{JOBS}/{planned[name]}.json")
+        log.info("retraining %s (job %s)", name, planned.get(name, "none: not planned"))
+    return sorted(set(jobs))
+
+
+def study(
+    workdir: Path, configfile: Path | None, snakemake_args: list[str], retrain: list[str] = ()
+) -> int:
+    """Run (or continue) the study in ``workdir``, first retraining the cells named in
+    ``retrain`` (``retrain_targets``); Snakemake's exit status. Stops before any work when
+    finished cells were made by other code (``check_code``)."""
     workdir = workdir.resolve()
     cmd = [sys.executable, "-m", "snakemake", "--directory", str(workdir)]
     if configfile:
@@ -124,6 +181,10 @@ def study(workdir: Path, configfile: Path | None, snakemake_args: list[str]) -> 
     fd = take_lock(workdir)
     try:
         clear_stale_lock(cmd, workdir)
+        if retrain:
+            cmd += ["--forcerun", *retrain_targets(workdir, list(retrain))]
+        check_code(workdir, f"vanishing study -d {workdir} --retrain stale"
+                   " (make study CONFIG=... DIR=... RETRAIN=stale)")  # fmt: skip
         rc = run_snakemake(cmd, fd)
     finally:
         os.close(fd)

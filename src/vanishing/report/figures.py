@@ -1,16 +1,19 @@
 """The study's figures, drawn from the tables in ``results/tables/`` (no torch, no statistics).
 
-Means and intervals come from ``summary.csv`` / ``selected.csv`` (``vanishing.stats``) and
-``theory_profiles.csv`` (``vanishing.theory``); means over seeds of curves and layer profiles come
-from ``vanishing.profiles``. A figure only selects rows and takes log10. Each ``plot_*`` returns a
-``matplotlib.figure.Figure`` (Agg canvas, no pyplot state) and raises ``MissingData`` when the
-tables cannot support it; ``write_all`` then writes a placeholder that says why.
+Means and intervals come from ``summary.csv`` / ``selected.csv`` (``vanishing.analysis.stats``)
+and ``theory_profiles.csv`` (``vanishing.analysis.theory``); means over seeds of curves and layer
+profiles come from ``vanishing.report.profiles``. A figure only selects rows and takes log10.
+Each ``plot_*`` returns a ``matplotlib.figure.Figure`` (Agg canvas, no pyplot state) and raises
+``MissingData`` when the tables cannot support it; ``write_all`` then writes a placeholder
+that says why.
 
 Variants are (norm, residual) pairs, named ``plain``, ``residual``, ``batch norm``,
 ``batch norm + residual``, ...; depth is the number of hidden layers; layer 1 is nearest the input.
 
 The trainability, lr-sweep and training-curve figures live here, the gradient figures in
-``vanishing.figures_gradients``, and the helpers both share in ``vanishing.plotting``.
+``vanishing.report.figures_gradients``, the claims' and remedies' in ``figures_claims`` and
+``figures_remedies``, and the helpers they share in ``vanishing.report.plotting``; the list of
+figures (names, captions) is ``vanishing.report.catalog``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from vanishing.analysis import profiles
 from vanishing.analysis.tables import read_tables
 from vanishing.report import (
     catalog,
@@ -30,46 +32,49 @@ from vanishing.report import (
     figures_gradients,
     figures_remedies,
     figures_time,
+    profiles,
 )
 from vanishing.report.plotting import (
     ACTIVATIONS,
     AXES,
     OTHER_KEYS,
     MissingData,
-    _chance,
-    _depth_lines,
-    _facets,
-    _label,
-    _legend,
-    _levels,
-    _need,
-    _per_depth,
-    _rows,
-    _styled,
-    _variants,
+    add_legend,
+    chance_line,
+    depth_lines,
+    facet_grid,
+    label_facets,
+    levels_of,
+    need_columns,
+    per_depth_figure,
     placeholder,
     save,
+    select_rows,
+    styled,
     variant_label,
     variant_style,
+    variants_of,
 )
 from vanishing.settings import BY_NAME
 
 
-@_styled
+@styled
 def plot_trainability(selected: pd.DataFrame) -> Figure:
     """Final test accuracy at each cell's selected lr (mean, 95% CI) against depth, a line per
     activation; columns norm, rows residual. Open circles: the selected lr is at the grid's edge."""
-    _need(selected, [*AXES, "final_test_accuracy_mean", "final_test_accuracy_ci_low"], "selected")
-    return _per_depth(selected, "final_test_accuracy", log=False)
+    need_columns(
+        selected, [*AXES, "final_test_accuracy_mean", "final_test_accuracy_ci_low"], "selected"
+    )
+    return per_depth_figure(selected, "final_test_accuracy", log=False)
 
 
-@_styled
+@styled
 def plot_lr_sweep(summary: pd.DataFrame) -> Figure:
     """Final test accuracy (mean over seeds) against lr, a line per depth; rows activation,
     columns variant; a star marks each cell's selected lr (best mean validation accuracy)."""
-    _need(summary, [*AXES, "lr", "final_test_accuracy_mean", "selected"], "summary")
+    need_columns(summary, [*AXES, "lr", "final_test_accuracy_mean", "selected"], "summary")
     y = "final_test_accuracy_mean"
-    fig, axes, acts, variants, colors, drawn = _depth_lines(summary, "lr", y)
+    fig, axes, acts, variants, colors, drawn = depth_lines(summary, "lr", y)
     for (i, j, d), s in drawn.items():
         best = profiles.as_bool(s["selected"]).to_numpy()
         axes[i, j].plot(
@@ -83,16 +88,16 @@ def plot_lr_sweep(summary: pd.DataFrame) -> Figure:
             gid=f"selected depth={d}",
         )
     for ax in axes.flat:
-        _chance(ax, summary)
+        chance_line(ax, summary)
     axes[0, 0].set_xscale("log")
     axes[0, 0].set_ylim(0, 1.02)
-    _label(
+    label_facets(
         axes, acts, [variant_label(*v) for v in variants], "learning rate", "final test accuracy"
     )
     entries = {str(d): dict(color=c, marker=".") for d, c in colors.items()}
     entries["selected lr"] = dict(color="0.5", marker="*", ms=9, mec="k", mew=0.5, ls="none")
     entries["chance"] = dict(color="0.5", ls="--")
-    _legend(fig, entries, "depth")
+    add_legend(fig, entries, "depth")
     fig.suptitle("Learning-rate sweep: test accuracy, mean over seeds")
     return fig
 
@@ -100,34 +105,34 @@ def plot_lr_sweep(summary: pd.DataFrame) -> Figure:
 def _shown_variants(selected: pd.DataFrame, activation: str) -> list[tuple[str, bool]]:
     """Plain and the remedy (another variant) with the best mean validation accuracy at the
     activation's deepest depth; either may be missing from the grid."""
-    rows = _rows(selected, activation=activation)
+    rows = select_rows(selected, activation=activation)
     deep = rows[rows["depth"] == rows["depth"].max()]
-    variants = _variants(deep)
+    variants = variants_of(deep)
     remedies = [v for v in variants if v != ("none", False)]
     shown = [("none", False)] if ("none", False) in variants else []
     if remedies:
         val = {
-            v: _rows(deep, norm=v[0], residual=v[1])["final_val_accuracy_mean"].max()
+            v: select_rows(deep, norm=v[0], residual=v[1])["final_val_accuracy_mean"].max()
             for v in remedies
         }
         shown.append(max(remedies, key=lambda v: np.nan_to_num(val[v], nan=-1.0)))
     return shown
 
 
-@_styled
+@styled
 def plot_training_curves(curves: pd.DataFrame, selected: pd.DataFrame) -> Figure:
     """Train loss and validation accuracy against step (mean, 95% CI band over seeds;
     ``profiles.curve_bands``) at the selected lr, for the smallest, a middle and the largest
     depth; plain against the best remedy, per activation (rows)."""
-    _need(curves, [*AXES, "cell", "lr", "step", "train_loss", "val_accuracy"], "curves")
-    _need(selected, [*AXES, "cell", "lr", "final_val_accuracy_mean"], "selected")
+    need_columns(curves, [*AXES, "cell", "lr", "step", "train_loss", "val_accuracy"], "curves")
+    need_columns(selected, [*AXES, "cell", "lr", "final_val_accuracy_mean"], "selected")
     bands = profiles.curve_bands(curves, selected)
     if bands.empty:
         raise MissingData("curves has no runs at the selected lrs")
-    depths = _levels(bands["depth"])
+    depths = levels_of(bands["depth"])
     chosen = sorted({depths[0], depths[len(depths) // 2], depths[-1]})
-    acts = _levels(bands["activation"], ACTIVATIONS)
-    fig, axes = _facets(len(acts), 2 * len(chosen), w=2.4, h=2.0, sharex=True)
+    acts = levels_of(bands["activation"], ACTIVATIONS)
+    fig, axes = facet_grid(len(acts), 2 * len(chosen), w=2.4, h=2.0, sharex=True)
     n_classes = selected["n_classes"].max() if "n_classes" in selected.columns else np.nan
     chance_loss = np.log(n_classes) if np.isfinite(n_classes) else np.nan
     used, loss_axes, peak = {}, [], [1.0]
@@ -139,7 +144,9 @@ def plot_training_curves(curves: pd.DataFrame, selected: pd.DataFrame) -> Figure
             ax = axes[i, m * len(chosen) + k]
             ax.set_gid(f"{a}|{metric}|depth={d}")
             for n, r in shown:
-                s = _rows(bands, activation=a, depth=d, norm=n, residual=r).sort_values("step")
+                s = select_rows(bands, activation=a, depth=d, norm=n, residual=r).sort_values(
+                    "step"
+                )
                 style, label = variant_style(n, r), variant_label(n, r)
                 used[label] = style
                 ax.plot(s["step"], s[f"{metric}_mean"], **style, gid=label)
@@ -148,7 +155,7 @@ def plot_training_curves(curves: pd.DataFrame, selected: pd.DataFrame) -> Figure
                 if metric == "train_loss":
                     peak += [v for v in (*s["train_loss_mean"], *hi) if np.isfinite(v)]
             if metric == "val_accuracy":
-                _chance(ax, selected, ls=":")
+                chance_line(ax, selected, ls=":")
                 ax.set_ylim(0, 1.02)
             else:
                 loss_axes.append(ax)
@@ -158,9 +165,9 @@ def plot_training_curves(curves: pd.DataFrame, selected: pd.DataFrame) -> Figure
     for ax in loss_axes:  # one loss scale, cut at twice the chance loss if a run blew up
         ax.set_ylim(0, 1.05 * top)
     cols = [f"train loss\ndepth {d}" for d in chosen] + [f"val accuracy\ndepth {d}" for d in chosen]
-    _label(axes, acts, cols, "training step", "")
+    label_facets(axes, acts, cols, "training step", "")
     used["chance (loss ln K, accuracy 1/K; K classes)"] = dict(color="0.5", ls=":")
-    _legend(fig, used, "variant (selected lr)")
+    add_legend(fig, used, "variant (selected lr)")
     fig.suptitle(
         "Training curves at the selected lr: plain vs the best remedy\n"
         "(mean, 95% CI band over seeds)"

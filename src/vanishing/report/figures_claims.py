@@ -15,24 +15,24 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from vanishing import activations
-from vanishing.analysis import profiles
 from vanishing.analysis.metrics import FLOAT32_TINY
+from vanishing.report import profiles
 from vanishing.report.plotting import (
     ACT_COLOR,
     ACTIVATIONS,
     AXES,
     MissingData,
-    _chance,
-    _depth_axis,
-    _depth_lines,
-    _edges,
-    _facets,
-    _label,
-    _legend,
-    _levels,
-    _need,
-    _rows,
-    _styled,
+    add_legend,
+    bin_edges,
+    chance_line,
+    depth_axis,
+    depth_lines,
+    facet_grid,
+    label_facets,
+    levels_of,
+    need_columns,
+    select_rows,
+    styled,
     variant_label,
 )  # fmt: skip
 
@@ -40,33 +40,35 @@ FIT_STYLE = {"exponential": dict(color="k", ls="--"), "power law": dict(color="0
 
 
 def _plain(df: pd.DataFrame) -> pd.DataFrame:
-    return _rows(df, norm="none", residual=False)
+    return select_rows(df, norm="none", residual=False)
 
 
-@_styled
+@styled
 def plot_decay_shapes(run_metrics: pd.DataFrame, decay_fits: pd.DataFrame) -> Figure:
     """Seed-level log10 grad_ratio_init of plain nets against depth, on a linear depth axis (top:
     exponential decay is straight) and a log one (bottom: a power law is straight), with both
     fits of ``decay_fits``; censored ratios (below float32) drawn at their bound as triangles."""
-    _need(run_metrics, [*AXES, "log10_grad_ratio_init", "grad_ratio_init_censored"], "run_metrics")
-    _need(decay_fits, [*AXES[:1], "norm", "residual", "exp_slope", "shape"], "decay_fits")
+    need_columns(
+        run_metrics, [*AXES, "log10_grad_ratio_init", "grad_ratio_init_censored"], "run_metrics"
+    )
+    need_columns(decay_fits, [*AXES[:1], "norm", "residual", "exp_slope", "shape"], "decay_fits")
     runs, fits = _plain(run_metrics), _plain(decay_fits)
-    acts = _levels(fits["activation"], ACTIVATIONS)
+    acts = levels_of(fits["activation"], ACTIVATIONS)
     if not acts:
         raise MissingData("decay_fits has no plain networks")
-    fig, axes = _facets(2, len(acts), w=2.6, h=2.3, sharey="col")
+    fig, axes = facet_grid(2, len(acts), w=2.6, h=2.3, sharey="col")
     titles = []
     for (i, scale), (j, a) in product(enumerate(("linear", "log")), enumerate(acts)):
         ax = axes[i, j]
         ax.set_gid(f"{a}|{scale}")
-        pts = _rows(runs, activation=a)
+        pts = select_rows(runs, activation=a)
         cens = profiles.as_bool(pts["grad_ratio_init_censored"]).to_numpy()
         color = ACT_COLOR.get(a)
         ax.plot(pts["depth"][~cens], pts["log10_grad_ratio_init"][~cens], "o", ms=3, alpha=0.6,
                 color=color, gid="measured")  # fmt: skip
         ax.plot(pts["depth"][cens], pts["log10_grad_ratio_init"][cens], "v", ms=4, mfc="none",
                 color=color, gid="censored")  # fmt: skip
-        fit = _rows(fits, activation=a).iloc[0]
+        fit = select_rows(fits, activation=a).iloc[0]
         d = np.geomspace(max(1, pts["depth"].min()), max(2, pts["depth"].max()), 100)
         if np.isfinite(fit["exp_slope"]):
             ax.plot(d, fit["exp_intercept"] + fit["exp_slope"] * d, **FIT_STYLE["exponential"])
@@ -76,11 +78,11 @@ def plot_decay_shapes(run_metrics: pd.DataFrame, decay_fits: pd.DataFrame) -> Fi
             ax.set_xscale("log", base=2)
         if i == 0:
             titles.append(f"{a}: {fit['shape'] or 'no fit'}")
-    _label(axes, ["linear depth", "log depth"], titles, "depth (hidden layers)",
+    label_facets(axes, ["linear depth", "log depth"], titles, "depth (hidden layers)",
            "log10 grad_ratio_init")  # fmt: skip
     entries = {"exponential fit": FIT_STYLE["exponential"], "power-law fit": FIT_STYLE["power law"]}
     entries["censored (bound)"] = dict(color="0.3", marker="v", mfc="none", ls="none")
-    _legend(fig, entries, "plain nets, step 0")
+    add_legend(fig, entries, "plain nets, step 0")
     fig.suptitle("Exponential or power law? log10(layer 1 / top gradient) against depth")
     return fig
 
@@ -88,18 +90,18 @@ def plot_decay_shapes(run_metrics: pd.DataFrame, decay_fits: pd.DataFrame) -> Fi
 def _flow_heatmaps(flow: pd.DataFrame, value: str, label: str, title: str) -> Figure:
     """Layer x probe heatmaps of ``value`` for the deepest plain cell of each activation."""
     deep = flow[flow["depth"] == flow["depth"].max()]
-    acts = _levels(deep["activation"], ACTIVATIONS)
+    acts = levels_of(deep["activation"], ACTIVATIONS)
     shown = deep[np.isfinite(deep[value].astype(float))]
     if shown.empty:
         raise MissingData(f"no finite {value}")
     vmin, vmax = np.nanmin(shown[value]), np.nanmax(shown[value])
-    fig, axes = _facets(1, len(acts), w=3.0, h=2.9, sharey=True)
+    fig, axes = facet_grid(1, len(acts), w=3.0, h=2.9, sharey=True)
     mesh = None
     for j, a in enumerate(acts):
-        s = _rows(deep, activation=a)
+        s = select_rows(deep, activation=a)
         z = s.pivot_table(index="layer", columns="step", values=value, dropna=False)
         steps = z.columns.to_numpy()
-        x, y = _edges(np.arange(len(steps))), _edges(z.index.to_numpy())
+        x, y = bin_edges(np.arange(len(steps))), bin_edges(z.index.to_numpy())
         mesh = axes[0, j].pcolormesh(x, y, z.to_numpy(), vmin=vmin, vmax=vmax, cmap="viridis")
         mesh.set_gid(a)
         ticks = np.unique(np.linspace(0, len(steps) - 1, min(len(steps), 5)).round().astype(int))
@@ -114,13 +116,13 @@ def _flow_heatmaps(flow: pd.DataFrame, value: str, label: str, title: str) -> Fi
     return fig
 
 
-@_styled
+@styled
 def plot_update_ledger(layer_gradients: pd.DataFrame, selected: pd.DataFrame) -> Figure:
     """Layer x probe-step heatmaps of log10 weight_update_rel (the relative change of W_l over
     each probe interval; mean over seeds at the selected lr) for the deepest plain nets."""
-    _need(layer_gradients, [*AXES, "cell", "lr", "step", "layer", "weight_update_rel"],
+    need_columns(layer_gradients, [*AXES, "cell", "lr", "step", "layer", "weight_update_rel"],
           "layer_gradients")  # fmt: skip
-    _need(selected, ["cell", "lr"], "selected")
+    need_columns(selected, ["cell", "lr"], "selected")
     flow = _plain(profiles.flow(layer_gradients, selected, "weight_update_rel"))
     if flow.empty:
         raise MissingData("no plain nets at the selected lrs")
@@ -129,57 +131,57 @@ def plot_update_ledger(layer_gradients: pd.DataFrame, selected: pd.DataFrame) ->
     return _flow_heatmaps(flow, "log10_weight_update_rel", label, title)
 
 
-@_styled
+@styled
 def plot_layer_reset(selected: pd.DataFrame) -> Figure:
     """Test accuracy of plain nets as trained (solid) and with layers 1..depth//2 reset to their
     initial values (dashed), against depth, at the selected lr (means over seeds)."""
-    _need(selected, [*AXES, "final_test_accuracy_mean", "reset_drop_mean"], "selected")
+    need_columns(selected, [*AXES, "final_test_accuracy_mean", "reset_drop_mean"], "selected")
     plain = _plain(selected)
-    acts = _levels(plain["activation"], ACTIVATIONS)
+    acts = levels_of(plain["activation"], ACTIVATIONS)
     if not acts:
         raise MissingData("selected has no plain nets")
-    fig, axes = _facets(1, len(acts), w=2.6, h=2.4, sharey=True)
+    fig, axes = facet_grid(1, len(acts), w=2.6, h=2.4, sharey=True)
     for j, a in enumerate(acts):
-        ax, s = axes[0, j], _rows(plain, activation=a).sort_values("depth")
+        ax, s = axes[0, j], select_rows(plain, activation=a).sort_values("depth")
         color = ACT_COLOR.get(a)
         trained = s["final_test_accuracy_mean"].astype(float)
         ax.plot(s["depth"], trained, "o-", color=color, gid="trained")
         ax.plot(s["depth"], trained - s["reset_drop_mean"].astype(float), "s--", color=color,
                 mfc="white", gid="reset")  # fmt: skip
-        _chance(ax, selected)
-        _depth_axis(ax, _levels(s["depth"]))
+        chance_line(ax, selected)
+        depth_axis(ax, levels_of(s["depth"]))
         ax.set_title(a)
         ax.set_ylim(0, 1.02)
-    _label(axes, [""], ["" for _ in acts], "depth (hidden layers)", "test accuracy")
-    _legend(fig, {"as trained": dict(color="0.3", marker="o"),
+    label_facets(axes, [""], ["" for _ in acts], "depth (hidden layers)", "test accuracy")
+    add_legend(fig, {"as trained": dict(color="0.3", marker="o"),
                   "lower half reset to init": dict(color="0.3", marker="s", mfc="white", ls="--"),
                   "chance": dict(color="0.5", ls="--")}, "plain nets")  # fmt: skip
     fig.suptitle("Did the lower layers learn? Accuracy before and after resetting them")
     return fig
 
 
-@_styled
+@styled
 def plot_saturation_mechanism(theory: pd.DataFrame, selected: pd.DataFrame) -> Figure:
     """Top: the measured per-layer decay of plain sigmoid/tanh nets at init (decades per layer)
     against what the activation's largest slope alone gives (``ceiling_slope``), per init
     scheme. Bottom: their saturated fraction at init and after training (selected lr)."""
-    _need(theory, [*AXES, "init_scheme", "measured_slope", "ceiling_slope"], "theory")
-    _need(selected, [*AXES, "init_scheme", "saturation_init_mean", "saturation_final_mean"],
+    need_columns(theory, [*AXES, "init_scheme", "measured_slope", "ceiling_slope"], "theory")
+    need_columns(selected, [*AXES, "init_scheme", "saturation_init_mean", "saturation_final_mean"],
           "selected")  # fmt: skip
     th = _plain(theory[theory["activation"].isin(activations.SATURATING)])
     sel = _plain(selected[selected["activation"].isin(activations.SATURATING)])
-    acts = _levels(th["activation"], ACTIVATIONS)
+    acts = levels_of(th["activation"], ACTIVATIONS)
     if not acts:
         raise MissingData("theory has no plain sigmoid or tanh nets")
-    schemes = _levels(th["init_scheme"])
+    schemes = levels_of(th["init_scheme"])
     colors = dict(zip(schemes, mpl.colormaps["tab10"].colors, strict=False))
-    fig, axes = _facets(2, len(acts), w=2.8, h=2.3, sharex=True)
+    fig, axes = facet_grid(2, len(acts), w=2.8, h=2.3, sharex=True)
     for j, a in enumerate(acts):
         for k in schemes:
-            t = _rows(th, activation=a, init_scheme=k).sort_values("depth")
+            t = select_rows(th, activation=a, init_scheme=k).sort_values("depth")
             axes[0, j].plot(t["depth"], t["measured_slope"], "o-", color=colors[k], gid=f"m {k}")
             axes[0, j].plot(t["depth"], t["ceiling_slope"], ":", color=colors[k], gid=f"c {k}")
-            s = _rows(sel, activation=a, init_scheme=k).sort_values("depth")
+            s = select_rows(sel, activation=a, init_scheme=k).sort_values("depth")
             axes[1, j].plot(s["depth"], s["saturation_init_mean"], "o-", color=colors[k])
             axes[1, j].plot(
                 s["depth"], s["saturation_final_mean"], "s--", color=colors[k], mfc="white"
@@ -187,66 +189,66 @@ def plot_saturation_mechanism(theory: pd.DataFrame, selected: pd.DataFrame) -> F
         axes[0, j].set_title(a)
         axes[1, j].set_ylim(-0.02, 1.02)
         for i in (0, 1):
-            _depth_axis(axes[i, j], _levels(th["depth"]))
-    _label(axes, ["decades per layer", "saturated fraction"], ["" for _ in acts],
+            depth_axis(axes[i, j], levels_of(th["depth"]))
+    label_facets(axes, ["decades per layer", "saturated fraction"], ["" for _ in acts],
            "depth (hidden layers)", "")  # fmt: skip
     entries = {f"{k} init": dict(color=colors[k], marker="o") for k in schemes}
     entries["largest slope alone (dotted)"] = dict(color="0.3", ls=":")
     entries["after training (dashed)"] = dict(color="0.3", ls="--", marker="s", mfc="white")
-    _legend(fig, entries, "plain nets")
+    add_legend(fig, entries, "plain nets")
     fig.suptitle("Saturation or the slope ceiling? Decay at init and saturated units")
     return fig
 
 
-@_styled
+@styled
 def plot_deep_profiles(layer_gradients: pd.DataFrame) -> Figure:
     """log10 grad_preact_rms at step 0 against layer for the deepest nets of each variant (mean
     over seeds); the grey band is below float32's smallest normal number, where a gradient
     is not measured (it underflows: censored)."""
-    _need(layer_gradients, [*AXES, "cell", "seed", "step", "layer", "grad_preact_rms"],
+    need_columns(layer_gradients, [*AXES, "cell", "seed", "step", "layer", "grad_preact_rms"],
           "layer_gradients")  # fmt: skip
     prof = profiles.init_profiles(layer_gradients)
     deepest = sorted(prof["depth"].unique())[-3:] if len(prof) else []
     prof = prof[prof["depth"].isin(deepest)]
     if prof.empty:
         raise MissingData("layer_gradients has no step-0 rows")
-    fig, axes, acts, variants, colors, _ = _depth_lines(prof, "layer", "log10_grad_preact_rms")
+    fig, axes, acts, variants, colors, _ = depth_lines(prof, "layer", "log10_grad_preact_rms")
     floor = np.log10(FLOAT32_TINY)
     for ax in axes.flat:
         ax.axhspan(floor - 10, floor, color="0.85", zorder=0)
         ax.set_ylim(bottom=max(floor - 5, ax.get_ylim()[0]))
     cols = [variant_label(*v) for v in variants]
-    _label(axes, acts, cols, "layer (1 = input side)", "log10 grad_preact_rms")
+    label_facets(axes, acts, cols, "layer (1 = input side)", "log10 grad_preact_rms")
     entries = {str(d): dict(color=c, marker=".") for d, c in colors.items()}
     entries["below float32 (censored)"] = dict(color="0.85", lw=6)
-    _legend(fig, entries, "depth")
+    add_legend(fig, entries, "depth")
     fig.suptitle("Hundreds of layers: the gradient at initialisation, layer by layer")
     return fig
 
 
-@_styled
+@styled
 def plot_activations_matched(selected: pd.DataFrame) -> Figure:
     """grad_ratio_init of plain nets against depth per activation, one panel per init scheme:
     each activation's own (auto) and the schemes shared by every activation."""
-    _need(selected, [*AXES, "init", "log10_grad_ratio_init_mean"], "selected")
+    need_columns(selected, [*AXES, "init", "log10_grad_ratio_init_mean"], "selected")
     plain = _plain(selected)
-    inits = _levels(plain["init"], ("auto",))
+    inits = levels_of(plain["init"], ("auto",))
     if not inits:
         raise MissingData("selected has no plain nets")
-    acts = _levels(plain["activation"], ACTIVATIONS)
-    fig, axes = _facets(1, len(inits), w=2.6, h=2.6, sharey=True)
+    acts = levels_of(plain["activation"], ACTIVATIONS)
+    fig, axes = facet_grid(1, len(inits), w=2.6, h=2.6, sharey=True)
     for j, k in enumerate(inits):
         ax = axes[0, j]
         for a in acts:
-            s = _rows(plain, activation=a, init=k).sort_values("depth")
+            s = select_rows(plain, activation=a, init=k).sort_values("depth")
             ax.plot(s["depth"], 10.0 ** s["log10_grad_ratio_init_mean"].astype(float), "o-",
                     color=ACT_COLOR.get(a), gid=a)  # fmt: skip
         ax.axhline(1.0, ls=":", color="0.4", lw=1)
-        _depth_axis(ax, _levels(plain["depth"]))
+        depth_axis(ax, levels_of(plain["depth"]))
         ax.set_title("own init (auto)" if k == "auto" else f"{k} init for all")
     axes[0, 0].set_yscale("log")
-    _label(axes, [""], ["" for _ in inits], "depth (hidden layers)",
+    label_facets(axes, [""], ["" for _ in inits], "depth (hidden layers)",
            "grad_ratio_init (layer 1 / top)")  # fmt: skip
-    _legend(fig, {a: dict(color=ACT_COLOR.get(a), marker="o") for a in acts}, "activation")
+    add_legend(fig, {a: dict(color=ACT_COLOR.get(a), marker="o") for a in acts}, "activation")
     fig.suptitle("Does the activation decide it, or its init? Plain nets at step 0")
     return fig

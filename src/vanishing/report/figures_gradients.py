@@ -15,52 +15,54 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from vanishing import activations
-from vanishing.analysis import profiles
+from vanishing.report import profiles
 from vanishing.report.plotting import (
     ACT_COLOR,
     ACTIVATIONS,
     AXES,
     MissingData,
-    _depth_lines,
-    _edges,
-    _facets,
-    _label,
-    _legend,
-    _levels,
-    _need,
-    _per_depth,
-    _rows,
-    _styled,
-    _variants,
+    add_legend,
+    bin_edges,
+    depth_lines,
+    facet_grid,
+    label_facets,
+    levels_of,
+    need_columns,
+    per_depth_figure,
+    select_rows,
+    styled,
     variant_label,
     variant_style,
+    variants_of,
 )
 
 
-@_styled
+@styled
 def plot_grad_ratio_init(selected: pd.DataFrame) -> Figure:
     """grad_ratio_init (layer 1 over layer ``depth``, step 0) against depth on a log axis: 10 to
     the mean and CI of ``log10_grad_ratio_init`` (a geometric mean), a line per activation."""
-    _need(selected, [*AXES, "log10_grad_ratio_init_mean"], "selected")
+    need_columns(selected, [*AXES, "log10_grad_ratio_init_mean"], "selected")
     if not np.isfinite(selected["log10_grad_ratio_init_mean"].astype(float)).any():
         raise MissingData("no finite log10_grad_ratio_init_mean")
-    return _per_depth(selected, "log10_grad_ratio_init", log=True)
+    return per_depth_figure(selected, "log10_grad_ratio_init", log=True)
 
 
-@_styled
+@styled
 def plot_gradient_profile_init(layers: pd.DataFrame) -> Figure:
     """log10 grad_preact_rms at step 0 against layer, mean over seeds (``profiles.init_profiles``),
     a line per depth; rows activation, columns variant; one y scale for every panel."""
-    _need(layers, [*AXES, "cell", "seed", "step", "layer", "grad_preact_rms"], "layer_gradients")
+    need_columns(
+        layers, [*AXES, "cell", "seed", "step", "layer", "grad_preact_rms"], "layer_gradients"
+    )
     prof = profiles.init_profiles(layers)
     if prof.empty:
         raise MissingData("layer_gradients has no step-0 rows")
-    fig, axes, acts, variants, colors, _ = _depth_lines(prof, "layer", "log10_grad_preact_rms")
+    fig, axes, acts, variants, colors, _ = depth_lines(prof, "layer", "log10_grad_preact_rms")
     for ax in axes.flat:
         ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
     cols = [variant_label(*v) for v in variants]
-    _label(axes, acts, cols, "layer (1 = input side)", "log10 grad_preact_rms")
-    _legend(fig, {str(d): dict(color=c, marker=".") for d, c in colors.items()}, "depth")
+    label_facets(axes, acts, cols, "layer (1 = input side)", "log10 grad_preact_rms")
+    add_legend(fig, {str(d): dict(color=c, marker=".") for d, c in colors.items()}, "depth")
     fig.suptitle("Gradient per layer at initialisation (step 0, mean over seeds of log10)")
     return fig
 
@@ -68,7 +70,7 @@ def plot_gradient_profile_init(layers: pd.DataFrame) -> Figure:
 def _contrast_cells(df: pd.DataFrame) -> list[tuple[str, str, bool]]:
     """Up to four (activation, norm, residual) cells that contrast: a saturating activation plain,
     with a norm, with a skip, and a rectifying one plain; whichever the grid has."""
-    acts = _levels(df["activation"], ACTIVATIONS)
+    acts = levels_of(df["activation"], ACTIVATIONS)
     sat = next((a for a in activations.SATURATING if a in acts), acts[0])
     rect = next((a for a in activations.RECTIFYING if a in acts and a != sat), None)
     norm = next((n for n in ("batch", "layer") if n in set(df["norm"])), "none")
@@ -78,32 +80,34 @@ def _contrast_cells(df: pd.DataFrame) -> list[tuple[str, str, bool]]:
     return cells or sorted(present)[:4]
 
 
-@_styled
+@styled
 def plot_gradient_flow_heatmap(layers: pd.DataFrame, selected: pd.DataFrame) -> Figure:
     """Layer x step heatmaps of log10 grad_preact_rms (mean over seeds at the selected lr;
     ``profiles.gradient_flow``) for contrasting cells at the deepest depth, one colour scale."""
-    _need(layers, [*AXES, "cell", "lr", "step", "layer", "grad_preact_rms"], "layer_gradients")
-    _need(selected, ["cell", "lr"], "selected")
+    need_columns(
+        layers, [*AXES, "cell", "lr", "step", "layer", "grad_preact_rms"], "layer_gradients"
+    )
+    need_columns(selected, ["cell", "lr"], "selected")
     flow = profiles.gradient_flow(layers, selected)
     if flow.empty:
         raise MissingData("layer_gradients has no runs at the selected lrs")
     deep = flow[flow["depth"] == flow["depth"].max()]
     cells = _contrast_cells(deep)
-    shown = pd.concat([_rows(deep, activation=a, norm=n, residual=r) for a, n, r in cells])
+    shown = pd.concat([select_rows(deep, activation=a, norm=n, residual=r) for a, n, r in cells])
     values = shown["log10_grad_preact_rms"].to_numpy(dtype=float)
     if not np.isfinite(values).any():
         raise MissingData("no positive grad_preact_rms at the deepest depth")
     vmin, vmax = np.nanmin(values), np.nanmax(values)
     if vmin == vmax:
         vmin, vmax = vmin - 0.5, vmax + 0.5
-    fig, axes = _facets(1, len(cells), w=3.0, h=2.9, sharey=True)
+    fig, axes = facet_grid(1, len(cells), w=3.0, h=2.9, sharey=True)
     for j, (a, n, r) in enumerate(cells):
         ax = axes[0, j]
-        s = _rows(deep, activation=a, norm=n, residual=r)
+        s = select_rows(deep, activation=a, norm=n, residual=r)
         z = s.pivot_table(
             index="layer", columns="step", values="log10_grad_preact_rms", dropna=False
         )
-        x, y = _edges(z.columns.to_numpy()), _edges(z.index.to_numpy())
+        x, y = bin_edges(z.columns.to_numpy()), bin_edges(z.index.to_numpy())
         mesh = ax.pcolormesh(x, y, z.to_numpy(), vmin=vmin, vmax=vmax, cmap="magma")
         mesh.set_gid(f"{a}|{variant_label(n, r)}")
         ax.set_title(f"{a}, {variant_label(n, r)}\n(lr {s['lr'].iloc[0]:g})")
@@ -116,30 +120,30 @@ def plot_gradient_flow_heatmap(layers: pd.DataFrame, selected: pd.DataFrame) -> 
     return fig
 
 
-@_styled
+@styled
 def plot_saturation(layers: pd.DataFrame, selected: pd.DataFrame) -> Figure:
     """Saturated (sigmoid, tanh) or dead (relu, gelu) fraction per layer at step 0 and at the end
     of training (selected lr, mean over seeds) at the deepest depth; a line per variant."""
-    _need(layers, [*AXES, "cell", "lr", "step", "layer", "saturation"], "layer_gradients")
-    _need(selected, ["cell", "lr"], "selected")
+    need_columns(layers, [*AXES, "cell", "lr", "step", "layer", "saturation"], "layer_gradients")
+    need_columns(selected, ["cell", "lr"], "selected")
     sat = profiles.saturation_profiles(layers, selected)
     if sat.empty:
         raise MissingData("layer_gradients has no runs at the selected lrs")
     sat = sat[sat["depth"] == sat["depth"].max()]
-    acts, variants = _levels(sat["activation"], ACTIVATIONS), _variants(sat)
-    fig, axes = _facets(2, len(acts), sharex=True, sharey=True)
+    acts, variants = levels_of(sat["activation"], ACTIVATIONS), variants_of(sat)
+    fig, axes = facet_grid(2, len(acts), sharex=True, sharey=True)
     for (i, stage), (j, a) in product(enumerate(("init", "final")), enumerate(acts)):
         ax = axes[i, j]
         ax.set_gid(f"{stage}|{a}")
         for n, r in variants:
-            s = _rows(sat, activation=a, norm=n, residual=r, stage=stage).sort_values("layer")
+            s = select_rows(sat, activation=a, norm=n, residual=r, stage=stage).sort_values("layer")
             style = variant_style(n, r)
             ax.plot(s["layer"], s["saturation"], marker=".", ms=4, **style, gid=variant_label(n, r))
         ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
     axes[0, 0].set_ylim(-0.02, 1.02)
     cols = [f"{a}\n({activations.get(a).unit_state} units)" for a in acts]
-    _label(axes, ["step 0", "end of training"], cols, "layer (1 = input side)", "fraction")
-    _legend(fig, {variant_label(*v): variant_style(*v) for v in variants}, "variant")
+    label_facets(axes, ["step 0", "end of training"], cols, "layer (1 = input side)", "fraction")
+    add_legend(fig, {variant_label(*v): variant_style(*v) for v in variants}, "variant")
     depth = int(sat["depth"].iloc[0])
     fig.suptitle(
         f"Saturated or dead units per layer, depth {depth}\n(selected lr, mean over seeds)"
@@ -147,21 +151,21 @@ def plot_saturation(layers: pd.DataFrame, selected: pd.DataFrame) -> Figure:
     return fig
 
 
-@_styled
+@styled
 def plot_theory_overlay(theory: pd.DataFrame) -> Figure:
     """Mean-field prediction (dashed) against the measured step-0 profile (solid) of log10
     grad_preact_rms relative to the top layer, plain nets; rows activation, columns depth."""
     cols = [*AXES, "layer", "predicted_log10_rms", "measured_log10_rms"]
-    _need(theory, cols, "theory_profiles")
-    plain = _rows(theory, norm="none", residual=False)
+    need_columns(theory, cols, "theory_profiles")
+    plain = select_rows(theory, norm="none", residual=False)
     if plain.empty:
         raise MissingData("theory_profiles has no plain nets (norm none, no residual)")
-    acts, depths = _levels(plain["activation"], ACTIVATIONS), _levels(plain["depth"])
-    fig, axes = _facets(len(acts), len(depths), w=2.4, sharex="col", sharey="row")
+    acts, depths = levels_of(plain["activation"], ACTIVATIONS), levels_of(plain["depth"])
+    fig, axes = facet_grid(len(acts), len(depths), w=2.4, sharex="col", sharey="row")
     for (i, a), (j, d) in product(enumerate(acts), enumerate(depths)):
         ax = axes[i, j]
         ax.set_gid(f"{a}|depth={d}")
-        s = _rows(plain, activation=a, depth=d).sort_values("layer")
+        s = select_rows(plain, activation=a, depth=d).sort_values("layer")
         ax.plot(
             s["layer"],
             s["measured_log10_rms"],
@@ -178,10 +182,10 @@ def plot_theory_overlay(theory: pd.DataFrame) -> Figure:
             mid = (low + high) / 2
             row[0].set_ylim(mid - 0.5, mid + 0.5)
     ylabel = "log10 grad_preact_rms\nrelative to top layer"
-    _label(axes, acts, [f"depth {d}" for d in depths], "layer (1 = input side)", ylabel)
+    label_facets(axes, acts, [f"depth {d}" for d in depths], "layer (1 = input side)", ylabel)
     entries = {f"measured, {a}": dict(color=ACT_COLOR.get(a), marker=".") for a in acts}
     entries["mean-field prediction"] = dict(color="k", ls="--")
-    _legend(fig, entries, "plain nets, step 0")
+    add_legend(fig, entries, "plain nets, step 0")
     fig.suptitle(
         "Mean-field theory vs measurement at initialisation\n"
         "(y scale shared within a row, at least one decade tall)"

@@ -1,1 +1,1 @@
-"""Tracking: the MLflow store, provenance of every result, and local GPU slots."""
+"""Tracking: the MLflow store, what its pages show and run names, and provenance of results."""

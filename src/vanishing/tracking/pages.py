@@ -186,6 +186,40 @@ def _log_profile(layers: pd.DataFrame):
     return list(table.index), table.columns.to_numpy(), y
 
 
+def draw_seed_profiles(layers: pd.DataFrame, title: str, path: Path) -> Path:
+    """A step-0 profile cell's image: log10 grad_preact_rms against the hidden layer at step 0,
+    one line per seed (``layers``: the cell's rows of layer_gradients.csv)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.6, 3.2), dpi=80)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.12, 0.15, 0.66, 0.71))
+    at_init = layers[layers["step"] == layers["step"].min()]
+    for seed, g in at_init.groupby("seed", sort=True):
+        _, x, y = _log_profile(g.groupby(["step", "layer"], as_index=False)["grad_preact_rms"]
+                               .first())  # fmt: skip
+        ax.plot(x, y[0], lw=1.0, marker="o", ms=2, label=f"seed {seed}")
+    ax.set_xlabel("hidden layer (1 = nearest the input)")
+    ax.set_ylabel("log10 grad_preact_rms")
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.savefig(path, format="png")
+    return Path(path)
+
+
+def profile_cell_metrics(runs: pd.DataFrame) -> list[tuple[str, float, int]]:
+    """(key, value, step 0) triples of a step-0 profile cell: log10 grad_ratio_init's mean,
+    min and max over its seeds (``runs``: its rows of runs.csv)."""
+    logs = np.log10(runs["grad_ratio_init"].to_numpy(dtype=float))
+    logs = logs[np.isfinite(logs)]
+    if not logs.size:
+        return []
+    return [(f"log10_grad_ratio_init/{k}", float(f(logs)), 0)
+            for k, f in (("mean", np.mean), ("min", np.min), ("max", np.max))]  # fmt: skip
+
+
 def experiment_note(study: str) -> str:
     """The experiment's description: what the study is and how its runs are organised."""
     return f"""# {study}: a study of vanishing gradients in deep MLPs
@@ -233,13 +267,21 @@ def verdict_table(findings_md: str) -> str:
     return "\n".join(lines[start:end])
 
 
-def cell_note(cell: str, n_replicas: int, summary: dict | None = None) -> str:
+def cell_note(cell: str, n_replicas: int, summary: dict | None = None,
+              profile: bool = False) -> str:  # fmt: skip
     """A cell run's description; with ``summary`` (its ``cell_metrics``) the result at its
-    selected learning rate."""
-    text = (
-        f"Cell `{cell}`: {n_replicas} replicas (every learning rate x seed) are nested under "
-        "this run. "
-    )
+    selected learning rate. A step-0 ``profile`` cell has no replica runs: this run holds them."""
+    if profile:
+        text = (
+            f"Cell `{cell}`, a gradient profile at initialisation (0 epochs) of {n_replicas} "
+            f"replicas (seeds), all in this run: `{PROFILE_IMAGE}` (one line per seed) and "
+            f"`{LAYER_TABLE}` (every probed quantity per seed and layer). "
+        )
+    else:
+        text = (
+            f"Cell `{cell}`: {n_replicas} replicas (every learning rate x seed) are nested under "
+            "this run. "
+        )
     if summary is None:
         return (
             text

@@ -56,7 +56,7 @@ from mlflow.utils.mlflow_tags import (  # noqa: E402
     MLFLOW_SOURCE_TYPE,
 )
 
-from vanishing.tracking import pages  # noqa: E402
+from vanishing.tracking import names, pages  # noqa: E402
 
 MAX_METRICS, MAX_PARAMS_TAGS = 1000, 100  # log_batch limits per call
 STUDY_ROLE = "vanishing.role"  # study | cell | replica
@@ -230,12 +230,14 @@ class CellRuns:
         self.pending_params: dict[str, list[Param]] = {}
         self.cell_run_id: str | None = None
 
-    def start(self, cell: str, settings: list[dict], params: dict) -> list[str]:
+    def start(self, cell: str, settings: list[dict], params: dict, per_replica: bool = True):
         """Mark FAILED and delete the runs an earlier attempt at ``cell`` left (its cell run and
         replica runs; RUNNING ones when that attempt was killed), then create the cell's run and
-        one run per replica nested under it, tagged with every setting (so the UI can filter runs
-        while they train). The settings, seed and ``params`` become each replica run's params in
-        its first ``log`` call."""
+        (``per_replica``) one run per replica nested under it, tagged with every setting (so the
+        UI can filter runs while they train), named as ``vanishing.tracking.names`` says. The
+        settings, seed and ``params`` become each replica run's params in its first ``log``
+        call. Returns the replica runs' ids, or [the cell run's id] without ``per_replica`` (a
+        step-0 profile cell: one run holds every seed)."""
         stale = self.client.search_runs(
             [self.exp_id],
             filter_string=(f"tags.cell = '{cell}' and tags.`{STUDY_RUN}` = '{self.parent_id}'"),
@@ -246,12 +248,14 @@ class CellRuns:
                 self.finish(run.info.run_id, ok=False)
             self.client.delete_run(run.info.run_id)
         self.cell_run_id = self._start_cell(cell, settings, params)
+        if not per_replica:
+            return [self.cell_run_id]
         ids = []
         for s in settings:
             tags = {k: str(v) for k, v in s.items()}
             tags.update({"cell": cell, MLFLOW_PARENT_RUN_ID: self.cell_run_id, "study": self.study})
             tags.update(self._tags("replica", pages.replica_note(cell, s["lr"], s["seed"])))
-            name = f"{cell}/lr~{s['lr']}/seed~{s['seed']}"
+            name = names.replica_run_name(s, s["lr"], s["seed"])
             run_id = self.client.create_run(self.exp_id, run_name=name, tags=tags).info.run_id
             self.pending_params[run_id] = [Param(k, str(v)) for k, v in {**s, **params}.items()]
             self._log_inputs(run_id)
@@ -273,8 +277,10 @@ class CellRuns:
         shared = {k: v for k, v in settings[0].items() if k not in ("lr", "seed")}
         tags = {k: str(v) for k, v in shared.items()}
         tags.update({"cell": cell, MLFLOW_PARENT_RUN_ID: self.parent_id, "study": self.study})
-        tags.update(self._tags("cell", pages.cell_note(cell, len(settings))))
-        run_id = self.client.create_run(self.exp_id, run_name=cell, tags=tags).info.run_id
+        profile = settings[0].get("epochs") == 0
+        tags.update(self._tags("cell", pages.cell_note(cell, len(settings), profile=profile)))
+        name = names.cell_run_name(shared)
+        run_id = self.client.create_run(self.exp_id, run_name=name, tags=tags).info.run_id
         lrs = sorted({s["lr"] for s in settings})
         seeds = sorted({s["seed"] for s in settings})
         values = {**shared, **params, "lrs": " ".join(map(str, lrs)),
@@ -320,8 +326,8 @@ class CellRuns:
                 pass
 
 
-def cell_runs(tracking: dict) -> dict[str, str]:
-    """Cell name -> run id of the study's active cell runs (one search)."""
+def cell_runs(tracking: dict) -> dict[str, tuple[str, dict]]:
+    """Cell name -> (run id, tags) of the study's active cell runs (one search)."""
     client = MlflowClient(tracking_uri=tracking["tracking_uri"])
     found = client.search_runs(
         [tracking["experiment_id"]],
@@ -330,7 +336,7 @@ def cell_runs(tracking: dict) -> dict[str, str]:
         ),
         max_results=50000,
     )
-    return {r.data.tags["cell"]: r.info.run_id for r in found}
+    return {r.data.tags["cell"]: (r.info.run_id, r.data.tags) for r in found}
 
 
 def publish_cells(tracking: dict, summaries: dict[str, dict], n_replicas: dict[str, int]) -> int:
@@ -342,9 +348,11 @@ def publish_cells(tracking: dict, summaries: dict[str, dict], n_replicas: dict[s
     for cell, summary in summaries.items():
         if cell not in runs:
             continue
-        note = pages.cell_note(cell, n_replicas.get(cell, 0), summary)
+        run_id, tags = runs[cell]
+        profile = tags.get("epochs") == "0"
+        note = pages.cell_note(cell, n_replicas.get(cell, 0), summary, profile)
         client.log_batch(
-            runs[cell],
+            run_id,
             metrics=[Metric(k, v, now, 0) for k, v in summary.items()],
             tags=[RunTag(MLFLOW_RUN_NOTE, note)],
             synchronous=True,

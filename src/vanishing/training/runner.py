@@ -1,34 +1,40 @@
 """One training job: its cells one after another, each written to ``<out>/<cell>/`` when done.
 
-A cell's folder is complete when it holds ``DONE.json``, written last and atomically (a
-kill -9 or a full disk never leaves half of one); a rerun skips complete cells whose
-settings are unchanged and trains the others, so a job that stopped half-way continues where it
-stopped (these folders are not Snakemake outputs, which Snakemake deletes when a job fails).
+A cell's folder is complete when it holds ``DONE.json`` (``vanishing.record``), written last and
+atomically (a kill -9 or a full disk never leaves half of one); a rerun skips complete cells
+whose settings are unchanged and trains the others, so a job that stopped half-way continues
+where it stopped (these folders are not Snakemake outputs, which Snakemake deletes when a job
+fails).
 A cell that raises does not stop the job: the others still train, and the job fails at the end
 naming the failed cells. A full disk does stop it (``DiskFull``, naming the file system and the
 file being written): the finished cells stay, the unfinished one is removed, and a small file
 written at the job's start is deleted so that the message has room in the log on the same disk.
+A job whose finished cells were made by other code stops before any work (``CodeChanged``).
+
+A cell's steps, each its own function: ``train_cell`` trains and makes the tables (no files, no
+MLflow), ``log_cell`` logs its MLflow runs, ``write_cell`` writes its folder; ``run_cell`` calls
+them in turn, its MLflow runs started first so that the UI shows them RUNNING while it trains.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
-import os
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from vanishing.config import Cell, DataConfig, run_settings, spec_hash
+from vanishing import record
+from vanishing.config import Cell, DataConfig, run_settings
 from vanishing.disk import DiskFull, writing
-from vanishing.outputs import CELL_TABLES, DONE
+from vanishing.outputs import DONE
 from vanishing.progress import JobProgress
-from vanishing.tracking import pages
+from vanishing.tracking import names, pages
 from vanishing.tracking.provenance import provenance
 from vanishing.tracking.store import CellRuns, sqlite_path
 from vanishing.training.data import DATA_SOURCES, Splits, load_splits
@@ -36,6 +42,7 @@ from vanishing.training.probes import QUANTITIES
 
 log = logging.getLogger(__name__)
 RESERVE_BYTES = 256 * 1024  # kept free for the log's last words on a full disk
+RETRAIN_HINT = "make study CONFIG=... DIR=... RETRAIN=stale (vanishing study --retrain stale)"
 
 
 @functools.cache
@@ -48,28 +55,6 @@ def profile_image() -> pages.ProfileImage:
 def cached_splits(data: DataConfig, probe_size: int) -> Splits:
     """The split data, made once per process (every cell of a job shares it)."""
     return load_splits(data, probe_size)
-
-
-def is_done(cell_dir: Path, cell: Cell) -> bool:
-    """The cell's folder holds DONE.json for these settings and every table of a cell."""
-    marker = cell_dir / DONE
-    if not marker.exists() or not all((cell_dir / f"{t}.csv").exists() for t in CELL_TABLES):
-        return False
-    try:
-        return json.loads(marker.read_text()).get("spec_hash") == spec_hash(cell.spec())
-    except json.JSONDecodeError:  # half a file, from before it was written atomically
-        return False
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader (or a crash) sees all of it or none:
-    write a temporary file beside it, flush it to disk, rename it over ``path``."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def cell_tables(cell: Cell, splits: Splits, module, fit_seconds: float):
@@ -161,23 +146,94 @@ def log_replica(runs: CellRuns, run_id: str, row: pd.Series, layers, curves, fol
     runs.finish(run_id)
 
 
-def profile_title(row: pd.Series) -> str:
-    text = f"{row['cell']}\nlr {row['lr']:g}, seed {row['seed']}"
+def profile_title(row: pd.Series, values: dict) -> str:
+    text = f"{names.cell_run_name(values)}\nlr {row['lr']:g}, seed {row['seed']}"
     return text + (f", diverged at step {row['diverged_step']}" if row["diverged"] else "")
 
 
-def train_cell(
-    cell: Cell,
-    cell_dir: Path,
-    tracking: dict,
-    accelerator: str,
-    progress: JobProgress | None = None,
-) -> dict:
-    """Train one cell, log its runs to MLflow, and write its tables; returns its timings.
+def is_profile(cell: Cell) -> bool:
+    """A step-0 profile cell (0 epochs): one MLflow run for the cell, none per replica."""
+    return cell.train.epochs == 0
+
+
+@dataclass
+class Trained:
+    """A trained cell: its tables (``outputs.CELL_TABLES``, see docs/outputs.md) and timings."""
+
+    tables: dict[str, pd.DataFrame]
+    timing: dict
+
+
+def train_cell(cell: Cell, splits: Splits, accelerator: str, progress=None) -> Trained:
+    """Train one cell's replicas (one batched model) and make its tables; no file is written.
     ``progress`` hears of every training step."""
     from vanishing.training.module import fit_cell
 
-    replicas = run_settings(cell)
+    module, fit_seconds = fit_cell(cell, splits, accelerator=accelerator, progress=progress)
+    runs, layers, curves = cell_tables(cell, splits, module, fit_seconds)
+    tables = {"runs": runs, "layer_gradients": layers, "curves": curves,
+              "probe_inputs": probe_inputs(cell.name, splits)}  # fmt: skip
+    timing = {
+        "fit_seconds": fit_seconds,
+        "fit_cpu_seconds": module.history.fit_cpu_seconds,
+        "steps": module.global_step,
+        "replicas": len(cell.replicas()),
+        "probe_seconds": module.history.probe_seconds,
+        "eval_seconds": module.history.eval_seconds,
+    }
+    return Trained(tables, timing)
+
+
+def log_cell(mlflow_runs: CellRuns, cell: Cell, trained: Trained, run_ids: list[str]) -> float:
+    """Draw the profile images and log every replica's run (a profile cell: its one run, with
+    every seed's profile in one image and one table); returns the seconds spent drawing."""
+    runs, layers = trained.tables["runs"], trained.tables["layer_gradients"]
+    curves = trained.tables["curves"]
+    values = cell.values()
+    with tempfile.TemporaryDirectory() as tmp:
+        t_image = time.perf_counter()
+        if is_profile(cell):
+            folder = Path(tmp)
+            title = f"{names.cell_run_name(values)}\nat init, {len(cell.seeds)} seeds"
+            pages.draw_seed_profiles(layers, title, folder / pages.PROFILE_IMAGE)
+            image_seconds = time.perf_counter() - t_image
+            mlflow_runs.log(run_ids[0], pages.profile_cell_metrics(runs))
+            cols = ["seed", "lr", "step", "layer", *QUANTITIES]
+            layers[cols].to_csv(folder / pages.LAYER_TABLE, index=False)
+            mlflow_runs.log_artifacts(run_ids[0], folder)
+            mlflow_runs.finish(run_ids[0])
+            return image_seconds
+        sel = [(layers["seed"] == s) & (layers["lr"] == lr) for s, lr in cell.replicas()]
+        folders = [Path(tmp) / str(r) for r in range(len(run_ids))]
+        items = []
+        for r, folder in enumerate(folders):
+            folder.mkdir()
+            items.append((layers[sel[r]], profile_title(runs.iloc[r], values),
+                          folder / pages.PROFILE_IMAGE))  # fmt: skip
+        profile_image().draw_cell(items)
+        image_seconds = time.perf_counter() - t_image
+        for r, run_id in enumerate(run_ids):
+            seed, lr = cell.replicas()[r]
+            csel = (curves["seed"] == seed) & (curves["lr"] == lr)
+            log_replica(mlflow_runs, run_id, runs.iloc[r], layers[sel[r]], curves[csel],
+                        folders[r])  # fmt: skip
+        mlflow_runs.finish(mlflow_runs.cell_run_id)
+    return image_seconds
+
+
+def write_cell(cell_dir: Path, cell: Cell, trained: Trained, version: str, **extra) -> None:
+    """The cell's tables, then its record (DONE.json, ``vanishing.record``) last."""
+    for name, table in trained.tables.items():
+        with writing(cell_dir / f"{name}.csv"):
+            table.to_csv(cell_dir / f"{name}.csv", index=False)
+    with writing(cell_dir / DONE):
+        record.write(cell_dir, cell, version, timing=trained.timing, **extra)
+
+
+def run_cell(cell: Cell, cell_dir: Path, tracking: dict, accelerator: str,
+             progress: JobProgress | None = None, version: str = "unknown") -> dict:  # fmt: skip
+    """One cell from start to finish: its MLflow runs started (so the UI shows them RUNNING
+    while it trains), trained, logged, its files written; returns its timings."""
     with writing(cell_dir):
         if cell_dir.exists():
             shutil.rmtree(cell_dir)
@@ -187,63 +243,33 @@ def train_cell(
     datasets = cached_datasets(cell.data, cell.train.probe_size)
     t_mlflow = time.perf_counter()
     store = sqlite_path(tracking["tracking_uri"])  # None for a tracking server
-    params = {**provenance(), "init_scheme": cell.model.init_scheme, "cell": cell.name}
-    mlflow_runs = CellRuns(tracking, params["git_commit"], datasets)
+    params = {**provenance(), "git_commit": version, "init_scheme": cell.model.init_scheme,
+              "cell": cell.name}  # fmt: skip
+    mlflow_runs = CellRuns(tracking, version, datasets)
+    replicas = run_settings(cell)
     # the settings that are not table columns (the split, the probe size) are params too
     params.update({k: v for k, v in cell.values().items() if k not in replicas[0]})
     with writing(store):
-        run_ids = mlflow_runs.start(cell.name, replicas, params)
+        run_ids = mlflow_runs.start(cell.name, replicas, params, not is_profile(cell))
     start_seconds = time.perf_counter() - t_mlflow
     try:
-        module, fit_seconds = fit_cell(cell, splits, accelerator=accelerator, progress=progress)
-        runs, layers, curves = cell_tables(cell, splits, module, fit_seconds)
-        runs.insert(runs.columns.get_loc("init_scheme"), "mlflow_run_id", run_ids)
-        runs["git_commit"] = params["git_commit"]
+        trained = train_cell(cell, splits, accelerator, progress)
+        runs = trained.tables["runs"]
+        ids = run_ids if len(run_ids) == len(runs) else run_ids * len(runs)
+        runs.insert(runs.columns.get_loc("init_scheme"), "mlflow_run_id", ids)
+        runs["git_commit"] = version
         t_log = time.perf_counter()
-        sel = [(layers["seed"] == s) & (layers["lr"] == lr) for s, lr in cell.replicas()]
-        with tempfile.TemporaryDirectory() as tmp:
-            folders = [Path(tmp) / str(r) for r in range(len(run_ids))]
-            t_image = time.perf_counter()
-            items = []
-            for r, folder in enumerate(folders):
-                folder.mkdir()
-                items.append((layers[sel[r]], profile_title(runs.iloc[r]),
-                              folder / pages.PROFILE_IMAGE))  # fmt: skip
-            profile_image().draw_cell(items)
-            image_seconds = time.perf_counter() - t_image
-            with writing(store):
-                for r, run_id in enumerate(run_ids):
-                    seed, lr = replicas[r]["seed"], replicas[r]["lr"]
-                    csel = (curves["seed"] == seed) & (curves["lr"] == lr)
-                    log_replica(mlflow_runs, run_id, runs.iloc[r], layers[sel[r]], curves[csel],
-                                folders[r])  # fmt: skip
-                mlflow_runs.finish(mlflow_runs.cell_run_id)
+        with writing(store):
+            image_seconds = log_cell(mlflow_runs, cell, trained, run_ids)
         log_seconds = time.perf_counter() - t_log + start_seconds - image_seconds
     except BaseException:
         mlflow_runs.fail_all(run_ids)
         raise
-    tables = {"runs": runs, "layer_gradients": layers, "curves": curves,
-              "probe_inputs": probe_inputs(cell.name, splits)}  # fmt: skip
-    for name, table in tables.items():
-        with writing(cell_dir / f"{name}.csv"):
-            table.to_csv(cell_dir / f"{name}.csv", index=False)
-    timing = {
-        "fit_seconds": fit_seconds,
-        "fit_cpu_seconds": module.history.fit_cpu_seconds,
-        "steps": module.global_step,
-        "replicas": len(replicas),
-        "probe_seconds": module.history.probe_seconds,
-        "eval_seconds": module.history.eval_seconds,
-        "mlflow_seconds": log_seconds,
-        "image_seconds": image_seconds,
-        "cell_seconds": time.perf_counter() - t0,
-    }
-    spec = cell.spec()
-    done = {"spec_hash": spec_hash(spec), "spec": spec, "timing": timing,
-            "mlflow_cell_run_id": mlflow_runs.cell_run_id, "datasets": list(datasets)}  # fmt: skip
-    with writing(cell_dir / DONE):
-        write_atomically(cell_dir / DONE, json.dumps(done, indent=2))
-    return timing
+    trained.timing.update(mlflow_seconds=log_seconds, image_seconds=image_seconds,
+                          cell_seconds=time.perf_counter() - t0)  # fmt: skip
+    write_cell(cell_dir, cell, trained, version, mlflow_cell_run_id=mlflow_runs.cell_run_id,
+               datasets=list(datasets))  # fmt: skip
+    return trained.timing
 
 
 def run_job(cells: list[Cell], out: Path, tracking: dict, accelerator: str,
@@ -255,6 +281,11 @@ def run_job(cells: list[Cell], out: Path, tracking: dict, accelerator: str,
     for cell in cells:
         n_train = len(cached_splits(cell.data, cell.train.probe_size).y_train)
         steps[cell.name] = cell.train.epochs * (n_train // cell.train.batch_size)
+    version = record.code_version()
+    done_cells = [c.name for c in cells if record.is_done(out / c.name, c)]
+    stale = record.stale_cells(out, version, names=done_cells)
+    if stale:  # before any work: one study, one code version
+        raise record.CodeChanged(record.stale_message(stale, version, RETRAIN_HINT))
     progress = JobProgress(job, cells, steps, progress_path)
     # room kept on the study's disk for the log's last words: a full disk stops the job, and the
     # message that says so (written where the log is, on the same disk) needs a little space
@@ -265,7 +296,7 @@ def run_job(cells: list[Cell], out: Path, tracking: dict, accelerator: str,
     done, failed = [], []
     for i, cell in enumerate(cells, 1):
         cell_dir = out / cell.name
-        if is_done(cell_dir, cell):
+        if cell.name in done_cells:
             log.info("[%d/%d] %s: already done, skipped", i, len(cells), cell.name)
             done.append(cell.name)
             progress.skip(cell.name)
@@ -273,7 +304,7 @@ def run_job(cells: list[Cell], out: Path, tracking: dict, accelerator: str,
         log.info("[%d/%d] %s: training %d replicas", i, len(cells), cell.name, len(cell.replicas()))
         progress.start_cell(i, cell.name, len(cell.replicas()))
         try:
-            timing = train_cell(cell, cell_dir, tracking, accelerator, progress)
+            timing = run_cell(cell, cell_dir, tracking, accelerator, progress, version)
         except DiskFull:
             # every later cell would fail the same way: stop, and give the unfinished cell's
             # space back so that the message reaches the log
