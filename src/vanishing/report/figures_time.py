@@ -13,7 +13,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from vanishing.analysis.time_profiles import PANEL_KEYS, time_profile_means
-from vanishing.report.plotting import MissingData, _facets, _legend, _need, _styled
+from vanishing.report.plotting import MissingData, add_legend, facet_grid, need_columns, styled
 from vanishing.training.sequences import WINDOW
 
 STAGE_STYLE = {"init": dict(ls="-"), "final": dict(ls="--")}
@@ -26,22 +26,22 @@ def _panel_title(key: tuple) -> str:
     return f"{net}, {scale}"
 
 
-@_styled
+@styled
 def plot_time_profiles(layer_gradients: pd.DataFrame, run_metrics: pd.DataFrame) -> Figure:
     """log10 grad_preact_rms (the state's gradient ||dL/dh_t||) against the time step t, one
     panel per net (arch or activation, and its recurrent init), one line per T (light to
     dark), solid at step 0 and dashed after training; mean over seeds of the log10. The
     dotted line marks step 8, where the label's information ends."""
-    _need(layer_gradients, ["cell", "seed", "step", "layer", "grad_preact_rms"],
+    need_columns(layer_gradients, ["cell", "seed", "step", "layer", "grad_preact_rms"],
           "layer_gradients")  # fmt: skip
-    _need(run_metrics, ["cell", *PANEL_KEYS, "seq_len"], "run_metrics")
+    need_columns(run_metrics, ["cell", *PANEL_KEYS, "seq_len"], "run_metrics")
     prof = time_profile_means(layer_gradients, run_metrics)
     if prof.empty:
         raise MissingData("layer_gradients has no recurrent nets")
     panels = list(prof.groupby(list(PANEL_KEYS), dropna=False).groups)
     ncols = min(3, len(panels))
     nrows = int(np.ceil(len(panels) / ncols))
-    fig, axes = _facets(nrows, ncols, w=2.7, h=2.2, sharey=True)
+    fig, axes = facet_grid(nrows, ncols, w=2.7, h=2.2, sharey=True)
     lengths = sorted(prof["seq_len"].unique())
     colors = dict(zip(lengths, sns.color_palette("crest", len(lengths)), strict=True))
     for ax, key in zip(axes.flat, panels, strict=False):
@@ -62,7 +62,7 @@ def plot_time_profiles(layer_gradients: pd.DataFrame, run_metrics: pd.DataFrame)
     entries = {f"T = {T}": dict(color=c) for T, c in colors.items()}
     if (prof["stage"] == "final").any():
         entries.update({"step 0": dict(color="0.3", ls="-"), "trained": dict(color="0.3", ls="--")})
-    _legend(fig, entries, "sequence length")
+    add_legend(fig, entries, "sequence length")
     fig.suptitle("Through time: the gradient reaching each step from the loss at step T")
     return fig
 
