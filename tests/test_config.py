@@ -90,12 +90,13 @@ def test_bad_config_stops_the_workflow_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-def test_default_study_expands_into_eight_balanced_jobs(default_config):
-    """One MLP job per (activation, residual) across the MLP sub-grids, and two conv jobs;
-    cells shared by no two sub-grids; a branch gain and a block only where there is a branch
-    (pre in the main, deep and profile grids; post and branch_act, step 0 only, in blocks)."""
+def test_default_study_expands_into_balanced_jobs(default_config):
+    """One MLP job per (activation, residual) across the MLP sub-grids, two conv jobs and one
+    job per recurrent (arch, activation); cells shared by no two sub-grids; a branch gain and a
+    block only where there is a branch (pre in the MLPs' main, deep and profile grids; post and
+    branch_act, step 0 only, in blocks; post in the conv nets)."""
     jobs = expand_jobs(default_config)
-    assert len(jobs) == 4 * 2 + 2
+    assert len(jobs) == 4 * 2 + 2 + (3 + 2)
     cells = [c for cs in jobs.values() for c in cs]
     assert len({c.name for c in cells}) == len(cells)
     by_grid = {g: [c for c in cells if g in c.grids] for g in default_config["grids"]}
@@ -111,16 +112,24 @@ def test_default_study_expands_into_eight_balanced_jobs(default_config):
     assert len(by_grid["blocks"]) == 3 * 2 * 2 * 2
     assert {c.model.block for c in by_grid["blocks"]} == {"post", "branch_act"}
     assert {c.train.epochs for c in by_grid["blocks"]} == {0}
-    assert {c.model.block for c in cells if c.model.residual and "blocks" not in c.grids} == {"pre"}
-    # the recurrent nets' sub-grids: every tanh, relu or sigmoid cell joins its activation's job
+    mlp_skips = [c for c in cells if c.model.residual and c.model.arch == "mlp"]
+    assert {c.model.block for c in mlp_skips if "blocks" not in c.grids} == {"pre"}
+    assert {c.model.block for c in by_grid["conv"] if c.model.residual} == {"post"}
+    # the recurrent nets' sub-grids, in jobs of their own
     assert len(by_grid["recurrent_profile"]) == 4 * 3 * 3 and len(by_grid["recurrent"]) == 2 * 3
     assert {c.model.arch for c in by_grid["main"]} == {"mlp"}
     assert {c.data.seq_len for c in by_grid["main"]} == {0}
-    first = jobs["activation~sigmoid_residual~false_residual_scale~1.0"][0]
+    # issue 16's sub-grids: adam_eps only splits adam cells; named sigma_w2 points resolve
+    assert len(by_grid["criticality"]) == 3 * 3 * 2 * 4 and len(by_grid["optimizers"]) == 4
+    assert {c.train.epochs for c in by_grid["criticality"]} == {0}
+    solved = {round(c.model.sigma_w2_resolved, 3) for c in by_grid["phase"]}
+    assert solved == {0.5, 1.0, 1.761, 4.0}  # critical at sigma_b2 = 0.05: 1.761
+    first = jobs["arch~mlp_activation~sigmoid_residual~false_width~64_residual_scale~1.0"][0]
     assert first.name == ("data~digits_seq_len~0_arch~mlp_activation~sigmoid_depth~2_norm~none_"
-                          "residual~false_init~auto_sigma_w2~auto_sigma_b2~auto_block~pre_"
-                          "residual_scale~1.0_optimizer~sgd_adam_eps~1e-08_epochs~50")  # fmt: skip
-    assert first.lrs == DEFAULT_LRS and first.seeds == (0, 1, 2, 3, 4)
+                          "residual~false_width~64_init~auto_sigma_w2~auto_sigma_b2~auto_"
+                          "block~pre_residual_scale~1.0_optimizer~sgd_adam_eps~1e-08_"
+                          "epochs~50")  # fmt: skip
+    assert first.lrs == (0.01, 0.03, 0.1, 0.3) and first.seeds == (0, 1, 2, 3, 4)
 
 
 def test_unpacked_grid_gives_one_job_per_cell_and_extra_axes():
