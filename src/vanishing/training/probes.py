@@ -89,20 +89,29 @@ def slope(activation: str, a: torch.Tensor) -> torch.Tensor:
     return grad
 
 
+def unit_states(activation: str, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(saturation, stuck) per replica (R,) of activation inputs a (R, B, units), phi' taken
+    once. A unit is stuck when max over the B examples of |phi'(a)| < STUCK_LEVEL x max_slope
+    (a NaN input makes that max NaN: not stuck)."""
+    spec = activations.get(activation)
+    d = slope(activation, a)
+    if spec.saturating:
+        sat = (d < SATURATION_LEVEL * spec.max_slope).float().mean(dim=(1, 2))
+    else:  # a unit is dead when its largest input is <= 0 (a NaN input is not)
+        sat = (a.amax(dim=1) <= 0).float().mean(dim=1)
+    stuck_units = d.abs_().amax(dim=1) < STUCK_LEVEL * spec.max_slope  # (R, units)
+    return sat, stuck_units.float().mean(dim=1)
+
+
 def saturation(activation: str, a: torch.Tensor) -> torch.Tensor:
     """Saturated or dead fraction per replica (R,) of activation inputs a (R, B, width)."""
-    spec = activations.get(activation)
-    if spec.saturating:
-        return (slope(activation, a) < SATURATION_LEVEL * spec.max_slope).float().mean(dim=(1, 2))
-    # a unit is dead when its largest input is <= 0 (a NaN input, as in (a <= 0).all(), is not)
-    return (a.amax(dim=1) <= 0).float().mean(dim=1)
+    return unit_states(activation, a)[0]
 
 
 def stuck(activation: str, a: torch.Tensor) -> torch.Tensor:
     """Stuck fraction per replica (R,) of activation inputs a (R, B, units): the units whose
     |phi'(a)| < STUCK_LEVEL x max_slope on all B examples (a NaN input is not stuck)."""
-    level = STUCK_LEVEL * activations.get(activation).max_slope
-    return (slope(activation, a).abs() < level).all(dim=1).float().mean(dim=1)
+    return unit_states(activation, a)[1]
 
 
 @torch.no_grad()
@@ -190,8 +199,7 @@ def _measure(net: BatchedMLP, x, y, replicas: slice) -> dict[str, torch.Tensor]:
                 sat[layer] = torch.full(h.shape[:1], float("nan"), device=h.device)
                 stk[layer] = sat[layer]
             else:
-                sat[layer] = saturation(net.cfg.activation, a)
-                stk[layer] = stuck(net.cfg.activation, a)
+                sat[layer], stk[layer] = unit_states(net.cfg.activation, a)
             fq[layer], fc[layer] = forward_moments(h.flatten(2))  # a conv h: all its units
 
     def reduce_stream(layer: int, x_l: torch.Tensor) -> None:
