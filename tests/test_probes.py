@@ -118,6 +118,36 @@ def test_stuck_units_by_hand():
     assert stuck("relu", two).tolist() == pytest.approx([1 / 3, 0.0])
 
 
+@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+def test_a_net_with_units_pinned_by_their_bias_reports_them_stuck(activation):
+    """In a plain net, layer 2's first two units of replica 0 get bias +-50 (sigmoid) or -50
+    (relu). The probe's stuck fraction equals a count by hand on the reference net's inputs h
+    of each activation: relu units with h <= 0 on all 64 examples, sigmoid units with |h| >
+    5.9864 (sigmoid' < 1% of 0.25) on all of them; the pinned units are among them."""
+    cfg = ModelConfig(activation, depth=3, norm="none", residual=False, width=8)
+    net = BatchedMLP(cfg, 4, 3, seeds=[0, 1])
+    with torch.no_grad():
+        net.biases[1][0, :2] = torch.tensor([50.0, -50.0] if activation == "sigmoid" else -50.0)
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(2, 64, 4, generator=gen), torch.randint(0, 3, (2, 64), generator=gen)
+    got = measure(net, x, y)["stuck"]
+    for r in range(2):
+        ref = ReferenceMLP(net, r)
+        hs: list[torch.Tensor] = []
+        for lin in ref.linears[:-1]:
+            lin.register_forward_hook(lambda m, inp, out, hs=hs: hs.append(out.detach()))
+        ref(x[r])
+        if activation == "relu":
+            by_hand = [(h <= 0).all(dim=0) for h in hs]
+        else:
+            by_hand = [(h.abs() > 5.9864).all(dim=0) for h in hs]
+        expected = [float(s.float().mean()) for s in by_hand]
+        assert got[r].tolist() == pytest.approx(expected)
+        if r == 0:
+            assert by_hand[1][:2].all() and expected[1] >= 2 / 8
+    assert got[1, 1] < got[0, 1]  # replica 1, unpinned, has fewer
+
+
 def test_relative_update_of_one_sgd_step_is_lr_times_gradient_over_weight():
     """One plain SGD step (no momentum): ||dW|| / ||W|| = lr ||g|| / ||W||, with g the gradient
     of the replica's own mean loss by autograd; each replica at its own rate."""
