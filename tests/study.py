@@ -176,6 +176,12 @@ def check_tables(results: Path) -> pd.DataFrame:
     assert (per_run % depth.loc[per_run.index] == 0).all()
     assert (layers["grad_preact_rms"].dropna() > 0).all()
     assert layers["saturation"].dropna().between(0, 1).all()
+    # one measure: a stuck relu unit is a dead one; a stuck sigmoid/tanh unit's pairs all saturate
+    assert (layers["stuck"].isna() == layers["saturation"].isna()).all()
+    both = layers.dropna(subset=["stuck", "saturation"])
+    relu, squash = both["activation"] == "relu", both["activation"].isin(["sigmoid", "tanh"])
+    assert (both.loc[relu, "stuck"] == both.loc[relu, "saturation"]).all()
+    assert (both.loc[squash, "stuck"] <= both.loc[squash, "saturation"]).all()
     curves = pd.read_csv(results / "tables" / "curves.csv")
     assert len(curves) == N_RUNS * 2  # two epochs
     # every cell probes the same standardised examples: P rows each, identical across cells

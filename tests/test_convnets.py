@@ -160,6 +160,8 @@ def test_a_conv_probe_by_hand():
     dead = (h1.detach().amax(dim=0) <= 0).float().mean().item()
     assert got["saturation"][0, 0].item() == pytest.approx(dead)
     assert np.isnan(got["saturation"][0, -1].item())  # the classifier: no activation
+    assert got["stuck"][0, 0].item() == pytest.approx(dead)  # relu: stuck = dead, one measure
+    assert np.isnan(got["stuck"][0, -1].item())
     assert got["grad_preact_rms"].shape == (1, 8)
 
 

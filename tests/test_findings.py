@@ -133,6 +133,7 @@ def world_6(d):
         for grid, init, metric, size in (
             ("main", "auto", "abs_log10_grad_ratio_init", 3.0),
             ("matched_init", "lecun", "abs_log10_grad_ratio_init", 3.0),
+            ("main", "auto", "stuck_final", 0.3),
         ):
             rows.append(comparison(f"activation_vs_{b}", metric, b, "relu", -size * d, p_of(d),
                                    grid, depth=16, init=init, **PLAIN))  # fmt: skip
@@ -305,10 +306,12 @@ def test_tally_and_combine_rules():
 # ---------------------------------------------------------------- the whole chain
 
 
-def make_layers(runs: pd.DataFrame, final_log_ratio: np.ndarray) -> pd.DataFrame:
-    """layer_gradients rows at step 0 and 100: RMS 1 at the top layer, 10**ratio at layer 1."""
+def make_layers(runs: pd.DataFrame, final_log_ratio: np.ndarray, stuck=None) -> pd.DataFrame:
+    """layer_gradients rows at step 0 and 100: RMS 1 at the top layer, 10**ratio at layer 1;
+    no stuck unit at step 0, the run's ``stuck`` fraction in every layer at step 100."""
     rows = []
-    for (_, run), final in zip(runs.iterrows(), final_log_ratio, strict=True):
+    stuck = np.zeros(len(runs)) if stuck is None else stuck
+    for (_, run), final, frac in zip(runs.iterrows(), final_log_ratio, stuck, strict=True):
         d = int(run["depth"])
         for step, log_ratio in ((0, np.log10(run["grad_ratio_init"])), (100, final)):
             for layer in range(1, d + 1):
@@ -316,6 +319,7 @@ def make_layers(runs: pd.DataFrame, final_log_ratio: np.ndarray) -> pd.DataFrame
                 rows.append({**{k: run[k] for k in (*CELL_SETTINGS, "lr", "cell", "seed")},
                              "step": step, "layer": layer, "grad_preact_rms": rms,
                              "grad_weight_norm": rms, "saturation": 0.0,
+                             "stuck": 0.0 if step == 0 else frac,
                              "weight_update_rel": np.nan if step == 0 else rms / 100,
                              "weight_distance_rel": 0.0 if step == 0 else rms / 10,
                              "weight_unchanged": 1.0 if step == 0 else 0.0})  # fmt: skip
@@ -324,9 +328,10 @@ def make_layers(runs: pd.DataFrame, final_log_ratio: np.ndarray) -> pd.DataFrame
 
 def world(effects=True, seeds=range(5)):
     """Runs where (with ``effects``) plain sigmoid/tanh nets lose 10**0.5 of gradient per layer
-    and deep ones do not train, relu loses 10**0.1, and batch norm or skips fix both."""
-    rng = np.random.default_rng(1)
-    rows, finals = [], []
+    and deep ones do not train, relu loses 10**0.1, and batch norm or skips fix both; trained,
+    plain sigmoid/tanh nets have 30% stuck units, relu nets 5%."""
+    rng, rng_stuck = np.random.default_rng(1), np.random.default_rng(2)
+    rows, finals, stuck = [], [], []
     for a, d, norm, res, s in product(("sigmoid", "tanh", "relu"), (2, 8), ("none", "batch"),
                                       (False, True), seeds):  # fmt: skip
         slope = {"sigmoid": -0.5, "tanh": -0.5, "relu": -0.1}[a]
@@ -340,8 +345,10 @@ def world(effects=True, seeds=range(5)):
                          final_train_loss=(2.3 if acc < 0.5 else 0.3)
                          + rng.normal(0, 0.01)))  # fmt: skip
         finals.append(log_ratio + rng.normal(0, 0.05))
+        frac = 0.3 if plain and effects and a in SATURATING else 0.05
+        stuck.append(frac + rng_stuck.uniform(-0.02, 0.02))
     runs = make_runs(rows)
-    return runs, make_layers(runs, np.array(finals))
+    return runs, make_layers(runs, np.array(finals), np.array(stuck))
 
 
 def test_the_chain_from_runs_to_findings(tmp_path):
@@ -351,6 +358,7 @@ def test_the_chain_from_runs_to_findings(tmp_path):
     write_tables(runs, layers, tmp_path / "tables")
     claims = {c.number: c for c in write_findings(tmp_path / "tables", tmp_path / "F.md")}
     assert claims[6].verdict in (SUPPORTED, QUALIFIED)  # relu closer to balance than sigmoid
+    assert dict(claims[6].parts)["(c) stuck units in training, vs tanh"] == SUPPORTED
     assert dict(claims[9].parts)["(a) at init"] == SUPPORTED
     assert dict(claims[3].parts)["(a) training loss"] == SUPPORTED
     text = (tmp_path / "F.md").read_text()
@@ -361,6 +369,7 @@ def test_the_chain_from_runs_to_findings(tmp_path):
     null = {c.number: c for c in evaluate(tmp_path / "null")}
     assert dict(null[9].parts)["(a) at init"] == INCONCLUSIVE
     assert dict(null[3].parts)["(a) training loss"] == INCONCLUSIVE
+    assert dict(null[6].parts)["(c) stuck units in training, vs tanh"] == INCONCLUSIVE
 
 
 def test_verdict_table_for_the_report_front_page():
@@ -455,6 +464,29 @@ def test_theory_decides_a_comparison_only_beyond_its_margin():
     row["residual"], row["block"] = True, "branch_act"  # the non-centred block
     assert predict(row).text.startswith("outside theory (a residual branch ending in relu")
     assert comparison_theory(t, "main", "final_test_accuracy", 1)(row).outcome == ""
+
+
+@pytest.mark.parametrize(("diff", "p", "expected"), [
+    (-0.2, SIG, SUPPORTED), (0.2, SIG, CONTRADICTED), (-0.2, NS, INCONCLUSIVE)])  # fmt: skip
+def test_stuck_units_decide_6c_either_way(diff, p, expected):
+    """6(c) on one measure: relu's stuck_final minus sigmoid's/tanh's, significantly below 0
+    holds, above 0 is contrary, not significant is null; the gradient parts stay supported, so
+    the claim is supported only when 6(c) is too. Tables without the stuck probe leave 6(c) not
+    tested (and the claim qualified), rather than silently dropped."""
+    t = world_6(1)
+    stuck = t["comparisons"]["metric"] == "stuck_final"
+    t["comparisons"].loc[stuck, ["diff", "p_welch", "p_perm", "p_holm"]] = [diff, p, p, p]
+    fields = judge(SPEC[6])(t, SPEC[6].grids, ())
+    parts = dict(fields["parts"])
+    for b in SATURATING:
+        assert parts[f"(c) stuck units in training, vs {b}"] == expected
+        assert parts[f"(a) own init, vs {b}"] == SUPPORTED
+    assert fields["verdict"] == (SUPPORTED if expected == SUPPORTED else QUALIFIED)
+    assert any("stuck_final" in e and "outside theory" in e for e in fields["evidence"])
+    t["comparisons"] = t["comparisons"][~stuck]
+    fields = judge(SPEC[6])(t, SPEC[6].grids, ())
+    assert dict(fields["parts"])["(c) stuck units in training, vs tanh"] == NOT_TESTED
+    assert fields["verdict"] == QUALIFIED
 
 
 def test_matched_chi_rows_join_claims_4_and_6_where_the_sub_grid_exists():

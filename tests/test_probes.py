@@ -1,4 +1,5 @@
-"""Probe values against per-example autograd on plain layers, and saturation by hand."""
+"""Probe values against per-example autograd on plain layers, and saturation and stuck units
+by hand."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from vanishing.training.probes import (
     measure,
     probe_chunk,
     saturation,
+    stuck,
     weight_stats,
 )
 
@@ -89,6 +91,61 @@ def test_saturation_by_hand():
     # relu: unit 0 has inputs 0 and -10 (never > 0): dead; unit 1 has 10 and 0.5: alive
     assert saturation("relu", a).item() == pytest.approx(0.5)
     assert saturation("gelu", torch.tensor([[[-1.0, 2.0], [-3.0, -1.0]]])).item() == 0.5
+
+
+def test_stuck_units_by_hand():
+    """A unit is stuck when |phi'| < 1% of its maximum on every example (R=1, B=3, 3 units)."""
+    # relu: unit 0 never positive (stuck: dead), unit 1 positive once, unit 2 always
+    a = torch.tensor([[[-1.0, -2.0, 0.5], [0.0, 3.0, 1.0], [-5.0, -0.1, 2.0]]])
+    assert stuck("relu", a).item() == pytest.approx(1 / 3)
+    # sigmoid: stuck beyond |a| = 5.99 (sigmoid' < 0.0025): unit 0 has |a| >= 8 on every example
+    # (either sign), unit 1 has one small |a| (0.5: sigmoid' 0.235), unit 2 sits at 6.5, 7, -9
+    s = torch.tensor([[[8.0, 9.0, 6.5], [-12.0, 0.5, 7.0], [20.0, -30.0, -9.0]]])
+    assert stuck("sigmoid", s).item() == pytest.approx(2 / 3)
+    # just inside the level: sigmoid'(5.9) = 0.00271 > 0.0025, so unit 2 is no longer stuck
+    s[0, 0, 2] = 5.9
+    assert stuck("sigmoid", s).item() == pytest.approx(1 / 3)
+    # tanh: stuck beyond |a| = 2.99 (tanh' < 0.01): unit 0 only; saturation (5%: |a| > 2.29)
+    # counts 7 of 9 (example, unit) pairs, units 1 and 2 included
+    t = torch.tensor([[[3.5, 3.5, -2.5], [-4.0, 10.0, 2.0], [5.0, 0.1, 3.1]]])
+    assert stuck("tanh", t).item() == pytest.approx(1 / 3)
+    assert saturation("tanh", t).item() == pytest.approx(7 / 9)
+    # gelu'(-1.5) = -0.13: a negative slope passes gradient, so only |gelu'| < 0.0113 is stuck
+    g = torch.tensor([[[-1.5, -4.0], [-1.5, -5.0]]])
+    assert stuck("gelu", g).item() == pytest.approx(0.5)
+    # a NaN input is not stuck; replicas are measured apart
+    two = torch.stack([a[0], torch.full((3, 3), float("nan"))])
+    assert stuck("relu", two).tolist() == pytest.approx([1 / 3, 0.0])
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+def test_a_net_with_units_pinned_by_their_bias_reports_them_stuck(activation):
+    """In a plain net, layer 2's first two units of replica 0 get bias +-50 (sigmoid) or -50
+    (relu). The probe's stuck fraction equals a count by hand on the reference net's inputs h
+    of each activation: relu units with h <= 0 on all 64 examples, sigmoid units with |h| >
+    5.9864 (sigmoid' < 1% of 0.25) on all of them; the pinned units are among them."""
+    cfg = ModelConfig(activation, depth=3, norm="none", residual=False, width=8)
+    net = BatchedMLP(cfg, 4, 3, seeds=[0, 1])
+    with torch.no_grad():
+        net.biases[1][0, :2] = torch.tensor([50.0, -50.0] if activation == "sigmoid" else -50.0)
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(2, 64, 4, generator=gen), torch.randint(0, 3, (2, 64), generator=gen)
+    got = measure(net, x, y)["stuck"]
+    for r in range(2):
+        ref = ReferenceMLP(net, r)
+        hs: list[torch.Tensor] = []
+        for lin in ref.linears[:-1]:
+            lin.register_forward_hook(lambda m, inp, out, hs=hs: hs.append(out.detach()))
+        ref(x[r])
+        if activation == "relu":
+            by_hand = [(h <= 0).all(dim=0) for h in hs]
+        else:
+            by_hand = [(h.abs() > 5.9864).all(dim=0) for h in hs]
+        expected = [float(s.float().mean()) for s in by_hand]
+        assert got[r].tolist() == pytest.approx(expected)
+        if r == 0:
+            assert by_hand[1][:2].all() and expected[1] >= 2 / 8
+    assert got[1, 1] < got[0, 1]  # replica 1, unpinned, has fewer
 
 
 def test_relative_update_of_one_sgd_step_is_lr_times_gradient_over_weight():

@@ -95,6 +95,8 @@ def test_probe_state_gradient_equals_autograd(arch):
     assert got["grad_weight_norm"][0, 0] == 0 and (got["grad_weight_norm"][0, 1:] > 0).all()
     rms = [float(s.detach().pow(2).mean()) ** 0.5 for s in states]
     np.testing.assert_allclose(got["state_rms"][0].numpy(), rms, rtol=1e-5)
+    # a stuck unit's pairs are all saturated (1% < 5% of tanh's max slope): stuck <= saturation
+    assert got["stuck"].shape == (1, T) and (got["stuck"] <= got["saturation"]).all()
 
 
 def test_probe_slope_matches_mean_field_below_criticality():

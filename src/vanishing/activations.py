@@ -12,6 +12,20 @@ Saturation, as the probes measure it (``vanishing.training.probes``):
 - saturating activations: the fraction of (example, unit) pairs whose slope phi'(a) is below
   ``SATURATION_LEVEL`` of ``max_slope``;
 - rectifying ones: the fraction of units whose input a is <= 0 on every probe example (dead).
+These are two measures (one counts pairs, the other units) that cannot be compared across the
+two kinds. One measure for every activation, ``stuck``: the fraction of units whose slope
+|phi'(a)| is below ``STUCK_LEVEL`` of ``max_slope`` on EVERY probe example, a unit that passes
+(almost) no gradient whatever the input: a dead relu unit and a saturated sigmoid/tanh unit alike.
+
+Why ``STUCK_LEVEL`` = 1%, fixed before the data: such a unit passes at least two decades less
+gradient than at its steepest, on every input, so it adds nothing a layer's other units do not
+dominate. It is an |a| beyond 5.99 for sigmoid (phi' < 0.0025) and 2.99 for tanh (phi' < 0.01),
+about 3 standard deviations of a unit input of variance 1 (tanh's critical point): a centred
+unit is stuck on one example with probability 0.003, on all of P = 64 examples never; for
+relu the share does not matter (phi' is exactly 0 or 1; a stuck unit is a dead one, a <= 0
+everywhere). What the measure counts is a unit whose input is shifted as a whole (by its bias
+or by the layer below's mean), not the tails of its spread. gelu's slope turns negative below
+a = -0.75: it is |phi'| that is compared, so a unit passing a negative gradient is not stuck.
 """
 
 from __future__ import annotations
@@ -23,6 +37,7 @@ import numpy as np
 from scipy import special
 
 SATURATION_LEVEL = 0.05
+STUCK_LEVEL = 0.01  # a unit is stuck when |phi'| < this x max_slope on every probe example
 
 
 def _relu_moments(q):

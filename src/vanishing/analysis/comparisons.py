@@ -42,6 +42,7 @@ METRICS = (
     "log10_grad_ratio_final",
     "abs_log10_grad_ratio_final",
     "saturation_final",
+    "stuck_final",
     "lr_window",
     "log10_distance_ratio_final",
     "unchanged_layer1_final",

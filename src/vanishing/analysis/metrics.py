@@ -28,6 +28,9 @@ Conventions:
 - ``forward_c_top_init``: the correlation c_l of two probe inputs' pre-activations at the top
   hidden layer at step 0, where the layer table has the forward probe ``forward_c`` (NaN
   otherwise): near 1 the forward pass has collapsed every input onto one representation.
+- ``stuck_init`` / ``stuck_final``: the probe's ``stuck`` fraction (units whose |phi'| is below
+  1% of its maximum on every probe example) averaged over the hidden layers, at step 0 and at
+  the last probe; one measure for every activation, where the layer table has it (NaN otherwise).
 - **Times to an event** (``steps_to_target``, ``plateau_steps``) are censored at the run's last
   step when the event never happens (``reached_target`` / ``left_plateau`` false); a diverged
   run never reaches the target.
@@ -64,6 +67,7 @@ METRICS = {
         Metric("log10_grad_ratio_init", "init", "log10 of layer-1 / top gradient rms, step 0"),
         Metric("abs_log10_grad_ratio_init", "init", "distance from balanced flow at step 0"),
         Metric("saturation_init", "init", "saturated or dead fraction, mean over layers, step 0"),
+        Metric("stuck_init", "init", "stuck fraction (|phi'| < 1% everywhere), layer mean, step 0"),
         Metric("log10_stream_ratio_init", "init", "log10 stream gradient x_1 / x_depth, step 0"),
         Metric("abs_log10_stream_ratio_init", "init", "its distance from balanced flow"),
         Metric("forward_c_top_init", "init", "top layer's c of two probe inputs, step 0"),
@@ -79,6 +83,7 @@ METRICS = {
         Metric("unchanged_layer1_final", "trained", "fraction of layer-1 weights bitwise at init"),
         Metric("saturation_final", "trained", "saturated or dead fraction, mean over layers, end"),
         Metric("saturation_change", "trained", "saturation_final - saturation_init"),
+        Metric("stuck_final", "trained", "stuck fraction, mean over layers, at the end"),
         Metric("grad_ratio_change", "trained", "log10_grad_ratio_final - log10_grad_ratio_init"),
         Metric("reset_drop", "trained", "test accuracy lost by resetting layers 1..depth//2"),
         Metric("steps_to_target", "trained", "first step with val accuracy >= target (censored)"),
@@ -153,6 +158,10 @@ def _gradient_metrics(layers: pd.DataFrame) -> pd.DataFrame:
     sat = layers.groupby([*RUN, "step"])["saturation"].mean()
     out["saturation_init"] = sat.groupby(RUN).first()
     out["saturation_final"] = sat.groupby(RUN).last()
+    if "stuck" in layers:  # tables written before the stuck probe lack it
+        stuck = layers.groupby([*RUN, "step"])["stuck"].mean()
+        out["stuck_init"] = stuck.groupby(RUN).first()
+        out["stuck_final"] = stuck.groupby(RUN).last()
     return out
 
 

@@ -35,7 +35,7 @@ SUMMARY_METRICS = (
     "final_test_accuracy", "final_val_accuracy", "final_train_loss", "log10_grad_ratio_init",
     "log10_grad_ratio_final", "log10_distance_ratio_final", "unchanged_layer1_final",
     "reset_drop", "saturation_init", "saturation_final", "log10_stream_ratio_init",
-    "forward_c_top_init",
+    "forward_c_top_init", "stuck_init", "stuck_final",
 )  # fmt: skip
 LEVEL = 0.95
 

@@ -321,10 +321,11 @@ def judge_relu(t, grids, keys) -> dict:
     sigmoid and than tanh (smaller abs_log10_grad_ratio_init): (a) each with its own init (the
     main sub-grid), (b) at a shared init (the matched-init sub-grid) and, where the study has
     it, at matched chi (every activation at the same chi: the matched-chi sub-grid). Own init
-    means init auto;
-    a shared init any one scheme for all (pytorch, lecun, ...). Whether relu saturates less in
-    training is not judged: the probes count dead relu units and saturated sigmoid/tanh units,
-    two different measures."""
+    means init auto; a shared init any one scheme for all (pytorch, lecun, ...). (c) Trained at
+    their own init (main sub-grid), relu nets have fewer stuck units than sigmoid and than tanh
+    nets: smaller ``stuck_final`` (units whose |phi'| < 1% of its maximum on every probe example,
+    mean over layers: one measure for dead and saturated units), Holm-significant; contrary
+    where relu's is significantly larger; null otherwise."""
     own = [g for g in grids if g != "matched_init"]
     parts = []
     for label, where_grids, init in (
@@ -336,14 +337,14 @@ def judge_relu(t, grids, keys) -> dict:
                                          f"activation_vs_{b}", "abs_log10_grad_ratio_init", -1,
                                          keys, treatment="relu", init=init, **plain()))  # fmt: skip
     parts += matched_chi_parts("(b) matched chi", t, "abs_log10_grad_ratio_init", -1, keys)
+    for b in SATURATING:
+        parts.append(comparison_part(f"(c) stuck units in training, vs {b}", t, own,
+                                     f"activation_vs_{b}", "stuck_final", -1, keys,
+                                     treatment="relu", init="auto", **plain()))  # fmt: skip
     r = deepest(rows(t["comparisons"], parts[0].grid, DEEP, family="activation_vs_sigmoid",
                      metric="abs_log10_grad_ratio_init", treatment="relu", **plain()))  # fmt: skip
     decisive = "" if r is None else (
         f"depth {int(r['depth'])}: relu {num(r['mean_treatment'])} vs sigmoid "
         f"{num(r['mean_baseline'])} decades from balanced flow"
     )  # fmt: skip
-    extra = ["(c) saturated/dead units: not tested: the probes count relu's dead units and "
-             "sigmoid's/tanh's saturated units, two measures that cannot be compared (one "
-             "measure for every activation, phi' below a fixed share of its maximum on every "
-             "probe example, is a change to the probes)"]  # fmt: skip
-    return judged(parts, decisive, extra=extra)
+    return judged(parts, decisive)

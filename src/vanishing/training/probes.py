@@ -20,6 +20,10 @@ Quantities, each of shape (R, depth) with layer 1 nearest the input:
   (relu, gelu), the fraction of units whose input is <= 0 on every probe example (inactive, or
   dead). The rule and the maximum slope come from ``vanishing.activations``; phi' is taken by
   autograd, so any registered activation is measured the same way.
+- ``stuck``: one measure for every activation, the fraction of units whose |phi'(a)| is below
+  ``STUCK_LEVEL`` (1%) of the activation's maximum slope on every probe example: units that pass
+  (almost) no gradient for any input, a dead relu unit and a saturated sigmoid/tanh unit alike
+  (``vanishing.activations`` says why 1%). A conv net's unit is one channel at one position.
 
 Forward probes (signal propagation, Poole et al. 2016), also (R, depth), on the same pass:
 
@@ -59,10 +63,11 @@ import functools
 import torch
 
 from vanishing import activations
-from vanishing.activations import SATURATION_LEVEL
+from vanishing.activations import SATURATION_LEVEL, STUCK_LEVEL
 from vanishing.training.models import BatchedMLP, activation_fns, replica_losses
 
-GRADIENTS = ("grad_preact_rms", "grad_weight_norm", "saturation", "grad_stream_rms", "stream_rms")
+GRADIENTS = ("grad_preact_rms", "grad_weight_norm", "saturation", "grad_stream_rms", "stream_rms",
+             "stuck")  # fmt: skip
 WEIGHTS = ("weight_update_rel", "weight_distance_rel", "weight_unchanged")
 FORWARD = ("forward_q", "forward_c")
 STATES = ("state_mean", "state_rms")  # recurrent nets' forward state (probes_time); NaN for MLPs
@@ -84,13 +89,29 @@ def slope(activation: str, a: torch.Tensor) -> torch.Tensor:
     return grad
 
 
+def unit_states(activation: str, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(saturation, stuck) per replica (R,) of activation inputs a (R, B, units), phi' taken
+    once. A unit is stuck when max over the B examples of |phi'(a)| < STUCK_LEVEL x max_slope
+    (a NaN input makes that max NaN: not stuck)."""
+    spec = activations.get(activation)
+    d = slope(activation, a)
+    if spec.saturating:
+        sat = (d < SATURATION_LEVEL * spec.max_slope).float().mean(dim=(1, 2))
+    else:  # a unit is dead when its largest input is <= 0 (a NaN input is not)
+        sat = (a.amax(dim=1) <= 0).float().mean(dim=1)
+    stuck_units = d.abs_().amax(dim=1) < STUCK_LEVEL * spec.max_slope  # (R, units)
+    return sat, stuck_units.float().mean(dim=1)
+
+
 def saturation(activation: str, a: torch.Tensor) -> torch.Tensor:
     """Saturated or dead fraction per replica (R,) of activation inputs a (R, B, width)."""
-    spec = activations.get(activation)
-    if spec.saturating:
-        return (slope(activation, a) < SATURATION_LEVEL * spec.max_slope).float().mean(dim=(1, 2))
-    # a unit is dead when its largest input is <= 0 (a NaN input, as in (a <= 0).all(), is not)
-    return (a.amax(dim=1) <= 0).float().mean(dim=1)
+    return unit_states(activation, a)[0]
+
+
+def stuck(activation: str, a: torch.Tensor) -> torch.Tensor:
+    """Stuck fraction per replica (R,) of activation inputs a (R, B, units): the units whose
+    |phi'(a)| < STUCK_LEVEL x max_slope on all B examples (a NaN input is not stuck)."""
+    return unit_states(activation, a)[1]
 
 
 @torch.no_grad()
@@ -162,6 +183,7 @@ def _measure(net: BatchedMLP, x, y, replicas: slice) -> dict[str, torch.Tensor]:
     layers = net.layers(replicas)
     rms: list[torch.Tensor | None] = [None] * depth
     sat: list[torch.Tensor | None] = [None] * depth
+    stk: list[torch.Tensor | None] = [None] * depth
     fq: list[torch.Tensor | None] = [None] * depth
     fc: list[torch.Tensor | None] = [None] * depth
     stream_grad: list[torch.Tensor | None] = [None] * depth
@@ -175,8 +197,9 @@ def _measure(net: BatchedMLP, x, y, replicas: slice) -> dict[str, torch.Tensor]:
         with torch.no_grad():  # a is None where no activation follows (a conv net's classifier)
             if a is None:
                 sat[layer] = torch.full(h.shape[:1], float("nan"), device=h.device)
+                stk[layer] = sat[layer]
             else:
-                sat[layer] = saturation(net.cfg.activation, a)
+                sat[layer], stk[layer] = unit_states(net.cfg.activation, a)
             fq[layer], fc[layer] = forward_moments(h.flatten(2))  # a conv h: all its units
 
     def reduce_stream(layer: int, x_l: torch.Tensor) -> None:
@@ -197,6 +220,7 @@ def _measure(net: BatchedMLP, x, y, replicas: slice) -> dict[str, torch.Tensor]:
             "saturation": torch.stack(sat, 1),
             "grad_stream_rms": _stack_or_nan(stream_grad, len(x)),
             "stream_rms": _stack_or_nan(stream, len(x)),
+            "stuck": torch.stack(stk, 1),
             "forward_q": torch.stack(fq, 1),
             "forward_c": torch.stack(fc, 1),
         }

@@ -12,7 +12,8 @@ shape (R, T), step 1 first, and goes into ``layer_gradients.csv`` with ``layer``
 - ``grad_weight_norm``: ||h_{t-1}^T dL/d(h_{t-1} W)||_F / P, step t's share of the recurrent
   matrix's gradient (dL/dW is their sum over t): what step t contributes to W's update;
 - ``saturation``: the Elman net's phi input a_t (the gated nets': their tanh candidate's input)
-  measured as the MLP probes measure it (``probes.saturation``);
+  measured as the MLP probes measure it (``probes.saturation``); ``stuck`` likewise
+  (``probes.stuck``: a unit stuck at step t has |phi'| < 1% of its maximum on every example);
 - ``state_mean``, ``state_rms``: the forward state's moments, mean of h_t and sqrt(mean h_t^2)
   over examples and units.
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 import torch
 
 from vanishing.training.models import replica_losses
-from vanishing.training.probes import PROBE_BYTES, frobenius, saturation
+from vanishing.training.probes import PROBE_BYTES, frobenius, unit_states
 from vanishing.training.recurrent import BatchedRNN
 
 
@@ -67,10 +68,12 @@ def _measure(net: BatchedRNN, x, y, replicas: slice) -> dict[str, torch.Tensor]:
         w_grad = [zero if g is None else frobenius(torch.bmm(p.transpose(1, 2), g)) / n
                   for p, g in zip(previous, g_rec, strict=True)]  # fmt: skip
         sq = torch.stack([h.pow(2).mean(dim=(1, 2)) for h in states], 1)
+        units = [unit_states(act, a) for a in kept["cand"]]  # (saturation, stuck) per step
         return {
             "grad_preact_rms": torch.stack([norm(g) / n**0.5 for g in g_state], 1),
             "grad_weight_norm": torch.stack(w_grad, 1),
-            "saturation": torch.stack([saturation(act, a) for a in kept["cand"]], 1),
+            "saturation": torch.stack([s for s, _ in units], 1),
+            "stuck": torch.stack([k for _, k in units], 1),
             "state_mean": torch.stack([h.mean(dim=(1, 2)) for h in states], 1).double(),
             "state_rms": sq.sqrt().double(),
         }
