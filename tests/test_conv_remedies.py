@@ -89,8 +89,35 @@ def test_each_conv_part_comes_out_each_way(number, direction):
 def test_the_decisive_text_says_whether_mlps_and_conv_nets_agree(number, mlp, conv, sentence,
                                                                  verdict):  # fmt: skip
     fields = judge(number, with_conv(MLP[number](mlp), CONV_ROWS[number](conv)))
-    assert fields["decisive"].endswith(sentence)
+    said = fields["decisive"].split("; conv nets", 1)[1]  # after the MLPs' and conv nets' numbers
+    assert said.split("; ", 1)[1].startswith(sentence)
     assert fields["verdict"] == verdict  # the claim is judged on both
+    if mlp != conv:  # each rule whose verdict differs is named
+        a, b = (EXPECTED[d] for d in (mlp, conv))
+        rules = [label.split(") ")[1] for label in MLP_LABELS[number]]
+        assert fields["decisive"].endswith(
+            "(" + "; ".join(f"{r}: MLPs {a}, conv nets {b}" for r in rules) + ")"
+        )
+
+
+def test_the_same_overall_verdict_with_different_rules_is_no_agreement():
+    """MLPs: batch norm moves the gradient away from balance at init, no change later
+    (contradicted, inconclusive, inconclusive: qualified); conv nets: closer at init, and later
+    only at depth 56 (supported, qualified, qualified: qualified). Both are qualified overall,
+    but the rules disagree: the text says they differ, and where."""
+    mlp = [comparison("norm_vs_none", m, "none", "batch", diff, p, activation="relu", depth=16,
+                      residual=False)
+           for m, diff, p in (("abs_log10_grad_ratio_init", 1.0, SIG),
+                              ("abs_log10_grad_ratio_early", 0.0, NS),
+                              ("abs_log10_grad_ratio_final", 0.0, NS))]  # fmt: skip
+    conv = [r for r in conv_9(1) if r["metric"] == "abs_log10_grad_ratio_init" or r["depth"] == 56]
+    conv += [r for r in conv_9(0) if r["metric"] != "abs_log10_grad_ratio_init" and r["depth"] == 8]
+    fields = judge(9, tables(comparisons=mlp + conv))
+    assert fields["decisive"].endswith(
+        "MLPs and conv nets differ: MLPs qualified, conv nets qualified (at init: MLPs "
+        "contradicted, conv nets supported; early in training: MLPs inconclusive, conv nets "
+        "qualified; after training: MLPs inconclusive, conv nets qualified)"
+    )
 
 
 def test_the_conv_nets_deciding_number_is_in_the_decisive_text():
@@ -171,4 +198,7 @@ def test_theory_beside_the_conv_rows_is_the_conv_grids():
     line = next(e for e in fields["evidence"] if e.startswith("(d) conv nets, at init abs_"))
     assert "log10 ratio 4.58 (grows toward the input: explodes) vs 0" in line
     assert line.endswith("*as theory predicts* (theory decides this row).")
-    assert fields["decisive"].endswith("MLPs supported, conv nets contradicted")
+    assert (
+        "MLPs and conv nets differ: MLPs supported, conv nets contradicted ("
+        in (fields["decisive"])
+    )

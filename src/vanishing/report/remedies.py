@@ -68,25 +68,29 @@ def conv_parts(t, mlp: Part, first: str, family: str, specs, keys, min_depth: in
     ]  # fmt: skip
 
 
-def agreement(verdicts, n_mlp: int) -> str:
-    """Whether the MLPs (the first ``n_mlp`` of a claim's part verdicts) and the conv nets (the
-    rest) agree: the verdict each side's parts combine to, the same on both (the claim holds on
-    both, fails on both, or is equally open) or not; '' without conv parts."""
-    if len(verdicts) <= n_mlp:
+def agreement(parts, n_mlp: int) -> str:
+    """Whether the MLPs (the first ``n_mlp`` of a claim's (label, verdict) parts) and the conv
+    nets (the rest, the same rules in the same order) agree: they agree when every rule has the
+    same verdict on both (the claim holds on both, fails on both, or is equally open), else they
+    differ, and the rules whose verdicts differ are named; '' without conv parts."""
+    if len(parts) <= n_mlp:
         return ""
-    mlp, conv = combine(verdicts[:n_mlp]), combine(verdicts[n_mlp:])
-    if NOT_TESTED in (mlp, conv):
-        return f"MLPs {mlp}, conv nets {conv}: nothing to compare"
-    if mlp != conv:
-        return f"MLPs and conv nets differ: MLPs {mlp}, conv nets {conv}"
-    both = {SUPPORTED: "the claim holds on both", CONTRADICTED: "the claim fails on both"}
-    return f"MLPs and conv nets agree: {both.get(mlp, f'{mlp} on both')}"
+    mlp, conv = parts[:n_mlp], parts[n_mlp:]
+    v_mlp, v_conv = combine([v for _, v in mlp]), combine([v for _, v in conv])
+    if NOT_TESTED in (v_mlp, v_conv):
+        return f"MLPs {v_mlp}, conv nets {v_conv}: nothing to compare"
+    pairs = [(label.split(") ", 1)[-1], a, b) for (label, a), (_, b) in zip(mlp, conv, strict=True)]
+    if all(a == b for _, a, b in pairs):
+        both = {SUPPORTED: "the claim holds on both", CONTRADICTED: "the claim fails on both"}
+        return f"MLPs and conv nets agree: {both.get(v_mlp, f'{v_mlp} on both')}"
+    apart = "; ".join(f"{rule}: MLPs {a}, conv nets {b}" for rule, a, b in pairs if a != b)
+    return f"MLPs and conv nets differ: MLPs {v_mlp}, conv nets {v_conv} ({apart})"
 
 
 def with_conv(fields: dict, n_mlp: int, conv_number: str) -> dict:
     """A claim's fields with the MLP/conv agreement (and the conv nets' deciding number) added
     to its decisive text."""
-    said = agreement([v for _, v in fields["parts"]], n_mlp)
+    said = agreement(fields["parts"], n_mlp)
     decisive = "; ".join(s for s in (fields["decisive"], conv_number, said) if s)
     return {**fields, "decisive": decisive}
 
@@ -163,7 +167,7 @@ def judge_bn_flow(t, grids, keys) -> dict:
     (b) early in training (the last probe at or before step 64), (c) after training. (d)-(f),
     where the study has conv nets with and without batch norm (the ``conv`` sub-grid first):
     the same three on the conv nets, their rows Holm-adjusted apart from the MLPs', and whether
-    MLPs and conv nets agree (the verdicts their parts combine to)."""
+    MLPs and conv nets agree (each rule with the same verdict on both)."""
     parts = [
         comparison_part(f"({letter}) {label}", t, grids, "norm_vs_none", metric, sign, keys, **BN)
         for letter, (label, metric, sign) in zip("abc", FLOW, strict=True)
@@ -195,7 +199,7 @@ def judge_residual(t, grids, keys) -> dict:
     (residual_scale) of each row is named. (c)-(d), where the study has residual and plain conv
     nets of at least 20 conv layers (He et al. 2016 call 20-110 very deep; the ``conv``
     sub-grid first): the same two on the conv nets, their rows Holm-adjusted apart from the
-    MLPs', and whether MLPs and conv nets agree (the verdicts their parts combine to)."""
+    MLPs', and whether MLPs and conv nets agree (each rule with the same verdict on both)."""
     parts = [
         comparison_part(f"({letter}) {label}", t, grids, "residual_vs_plain", metric, sign, keys,
                         VERY_DEEP, treatment=True)
