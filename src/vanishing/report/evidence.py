@@ -324,12 +324,13 @@ def summaries(done: Sequence[Judged]) -> tuple[str, str]:
     return theory, data + (f"; {departs} depart from theory" if departs else "")
 
 
-def judged(parts: Sequence[Part], decisive: str = "", reason: str = "", extra=()) -> dict:
+def judged(parts: Sequence[Part], decisive="", reason="", extra=(), apart=()) -> dict:
     """The Claim fields of a claim made of ``parts``: p-values Holm-adjusted over the claim's
     own rows, each row beside theory's prediction, each part judged on the rows theory leaves
     open, the combined verdict, one verdict line and the rows' lines per part, the sub-grids
-    read, and ``extra`` evidence lines."""
-    done = [judge_part(p, t) for p, t in zip(parts, holm_within(parts), strict=True)]
+    read, and ``extra`` evidence lines. ``apart``: parts after them, Holm-adjusted as a family
+    of their own (the claim on another architecture: ``parts``' rows stay as they were)."""
+    done = [judge_part(*x) for ps in (parts, apart) for x in zip(ps, holm_within(ps), strict=True)]
     verdict = combine([d.verdict for d in done])
     lines = []
     for d in done:

@@ -10,13 +10,19 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from vanishing.report.claims_conv import _conv_grid as conv_grid
 from vanishing.report.evidence import (
+    CONTRADICTED,
     DEEP,
     HOLDS,
     MARK,
+    NOT_TESTED,
     NULL,
     OPPOSITE,
+    SUPPORTED,
+    Part,
     choose_grid,
+    combine,
     deepest,
     judged,
     num,
@@ -35,6 +41,58 @@ VERY_DEEP = 64  # residual claims are about very deep models
 THEORY_TOLERANCE = 0.15  # claim 11: relative, on the per-layer slope
 THEORY_DECADES = 0.25  # claim 11: absolute, on the decades over the whole net
 BN = dict(treatment="batch", residual=False)
+CONV_VERY_DEEP = 20  # claim 10 on conv nets: He et al. (2016) call 20-110 conv layers very deep
+CNN = dict(arch="cnn")
+FLOW = (("at init", "abs_log10_grad_ratio_init", -1),
+        ("early in training", "abs_log10_grad_ratio_early", -1),
+        ("after training", "abs_log10_grad_ratio_final", -1))  # fmt: skip
+RESIDUAL = (("flow at init", "abs_log10_grad_ratio_init", -1),
+            ("learning", "final_test_accuracy", +1))  # fmt: skip
+
+
+def conv_parts(t, mlp: Part, first: str, family: str, specs, keys, min_depth: int,
+               **where) -> list[Part]:  # fmt: skip
+    """A claim's rule on the conv nets (``arch: cnn``) of the sub-grid ``claims_conv`` reads
+    (``conv`` first): one part per (label, metric, sign) of ``specs``, lettered from ``first``
+    and labelled ``conv nets``; none where that grid has no rows of ``family`` at ``min_depth``
+    or deeper (a study without conv nets is judged as before), or where it is the grid the MLP
+    part ``mlp`` already reads (a study without the claim's own sub-grids: judged once)."""
+    grid = conv_grid(t.get("comparisons"))
+    if grid == mlp.grid or rows(t.get("comparisons"), grid, min_depth, family=family, **CNN,
+                                **where).empty:  # fmt: skip
+        return []
+    return [
+        comparison_part(f"({chr(ord(first) + i)}) conv nets, {label}", t, (grid,), family,
+                        metric, sign, keys, min_depth, **CNN, **where)
+        for i, (label, metric, sign) in enumerate(specs)
+    ]  # fmt: skip
+
+
+def agreement(parts, n_mlp: int) -> str:
+    """Whether the MLPs (the first ``n_mlp`` of a claim's (label, verdict) parts) and the conv
+    nets (the rest, the same rules in the same order) agree: they agree when every rule has the
+    same verdict on both (the claim holds on both, fails on both, or is equally open), else they
+    differ, and the rules whose verdicts differ are named; '' without conv parts."""
+    if len(parts) <= n_mlp:
+        return ""
+    mlp, conv = parts[:n_mlp], parts[n_mlp:]
+    v_mlp, v_conv = combine([v for _, v in mlp]), combine([v for _, v in conv])
+    if NOT_TESTED in (v_mlp, v_conv):
+        return f"MLPs {v_mlp}, conv nets {v_conv}: nothing to compare"
+    pairs = [(label.split(") ", 1)[-1], a, b) for (label, a), (_, b) in zip(mlp, conv, strict=True)]
+    if all(a == b for _, a, b in pairs):
+        both = {SUPPORTED: "the claim holds on both", CONTRADICTED: "the claim fails on both"}
+        return f"MLPs and conv nets agree: {both.get(v_mlp, f'{v_mlp} on both')}"
+    apart = "; ".join(f"{rule}: MLPs {a}, conv nets {b}" for rule, a, b in pairs if a != b)
+    return f"MLPs and conv nets differ: MLPs {v_mlp}, conv nets {v_conv} ({apart})"
+
+
+def with_conv(fields: dict, n_mlp: int, conv_number: str) -> dict:
+    """A claim's fields with the MLP/conv agreement (and the conv nets' deciding number) added
+    to its decisive text."""
+    said = agreement(fields["parts"], n_mlp)
+    decisive = "; ".join(s for s in (fields["decisive"], conv_number, said) if s)
+    return {**fields, "decisive": decisive}
 
 
 def explosions(t, grid: str, what: str, min_depth: int = DEEP, **where) -> list[str]:
@@ -106,48 +164,68 @@ def judge_bn_flow(t, grids, keys) -> dict:
     """Claim 9. In deep nets without residual connections, batch norm keeps the gradient closer
     to balanced flow (smaller abs log10 ratio of layer 1 to the top) than no norm: (a) at init
     (Yang et al. 2019 predict the opposite for plain batch-norm nets: growth toward the input),
-    (b) early in training (the last probe at or before step 64), (c) after training."""
+    (b) early in training (the last probe at or before step 64), (c) after training. (d)-(f),
+    where the study has conv nets with and without batch norm (the ``conv`` sub-grid first):
+    the same three on the conv nets, their rows Holm-adjusted apart from the MLPs', and whether
+    MLPs and conv nets agree (each rule with the same verdict on both)."""
     parts = [
-        comparison_part(label, t, grids, "norm_vs_none", metric, -1, keys, **BN)
-        for label, metric in (
-            ("(a) at init", "abs_log10_grad_ratio_init"),
-            ("(b) early in training", "abs_log10_grad_ratio_early"),
-            ("(c) after training", "abs_log10_grad_ratio_final"),
-        )
+        comparison_part(f"({letter}) {label}", t, grids, "norm_vs_none", metric, sign, keys, **BN)
+        for letter, (label, metric, sign) in zip("abc", FLOW, strict=True)
     ]
+    conv = conv_parts(t, parts[0], "d", "norm_vs_none", FLOW, keys, DEEP, **BN)
     grid = choose_grid(t["selected"], grids)
     extra = explosions(t, grid, "batch norm", norm="batch", residual=False)
+    if conv:
+        extra += explosions(t, conv[0].grid, "batch norm (conv nets)", norm="batch",
+                            residual=False, **CNN)  # fmt: skip
     r = deepest(rows(t["comparisons"], parts[0].grid, DEEP, family="norm_vs_none",
                      metric="abs_log10_grad_ratio_init", activation="relu", **BN))  # fmt: skip
     decisive = "" if r is None else (
         f"relu depth {int(r['depth'])} at init: {num(r['mean_treatment'])} decades from balanced "
         f"flow with batch norm vs {num(r['mean_baseline'])} without"
     )  # fmt: skip
-    return judged(parts, decisive, extra=extra)
+    c = deepest(conv[0].table) if conv else None
+    conv_number = "" if c is None else (
+        f"conv nets, {c['activation']} depth {int(c['depth'])} at init: "
+        f"{num(c['mean_treatment'])} decades with batch norm vs {num(c['mean_baseline'])} without"
+    )  # fmt: skip
+    return with_conv(judged(parts, decisive, extra=extra, apart=conv), len(parts), conv_number)
 
 
 def judge_residual(t, grids, keys) -> dict:
     """Claim 10. In very deep nets (at least 64 hidden layers), residual against plain, without
     a norm and with batch norm (the block of real ResNets): (a) at init the gradient is closer
     to balanced flow (smaller abs log10 ratio); (b) test accuracy is higher. The branch gain
-    (residual_scale) of each row is named."""
+    (residual_scale) of each row is named. (c)-(d), where the study has residual and plain conv
+    nets of at least 20 conv layers (He et al. 2016 call 20-110 very deep; the ``conv``
+    sub-grid first): the same two on the conv nets, their rows Holm-adjusted apart from the
+    MLPs', and whether MLPs and conv nets agree (each rule with the same verdict on both)."""
     parts = [
-        comparison_part(label, t, grids, "residual_vs_plain", metric, sign, keys, VERY_DEEP,
-                        treatment=True)
-        for label, metric, sign in (
-            ("(a) flow at init", "abs_log10_grad_ratio_init", -1),
-            ("(b) learning", "final_test_accuracy", +1),
-        )
+        comparison_part(f"({letter}) {label}", t, grids, "residual_vs_plain", metric, sign, keys,
+                        VERY_DEEP, treatment=True)
+        for letter, (label, metric, sign) in zip("ab", RESIDUAL, strict=True)
     ]  # fmt: skip
+    conv = conv_parts(t, parts[0], "c", "residual_vs_plain", RESIDUAL, keys, CONV_VERY_DEEP,
+                      treatment=True)  # fmt: skip
     grid = choose_grid(t["selected"], grids)
     extra = explosions(t, grid, "residual connections", VERY_DEEP, residual=True)
+    if conv:
+        extra += explosions(t, conv[0].grid, "residual connections (conv nets)", CONV_VERY_DEEP,
+                            residual=True, **CNN)  # fmt: skip
     r = deepest(rows(t["comparisons"], parts[1].grid, VERY_DEEP, family="residual_vs_plain",
                      metric="final_test_accuracy", norm="none", treatment=True))  # fmt: skip
     decisive = "" if r is None else (
         f"{r['activation']} depth {int(r['depth'])}: test accuracy {num(r['mean_treatment'], 2)} "
         f"residual vs {num(r['mean_baseline'], 2)} plain"
     )  # fmt: skip
-    return judged(parts, decisive, "no residual and plain nets of 64+ layers side by side", extra)
+    c = deepest(rows(conv[1].table, conv[1].grid, norm="batch")) if conv else None
+    conv_number = "" if c is None else (
+        f"conv nets with batch norm, depth {int(c['depth'])}: test accuracy "
+        f"{num(c['mean_treatment'], 2)} residual vs {num(c['mean_baseline'], 2)} plain"
+    )  # fmt: skip
+    fields = judged(parts, decisive, "no residual and plain nets of 64+ layers side by side", extra,
+                    conv)  # fmt: skip
+    return with_conv(fields, len(parts), conv_number)
 
 
 BLOCKS_GRID = "blocks"  # the default study's step-0 profiles of the post and branch_act blocks
