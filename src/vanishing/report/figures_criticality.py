@@ -64,7 +64,9 @@ def drawn_scales(activation: str, init: str, width: int, sw2, sb2) -> tuple[floa
 def regime(chi: float) -> str:
     """``ordered`` (chi* < 1: the gradient shrinks toward the input), ``critical`` or
     ``chaotic`` (chi* > 1: it grows toward the input); critical within ``theory.CRITICAL``
-    decades per layer, as ``theory.predicted_shape`` decides."""
+    decades per layer, as ``theory.predicted_shape`` decides; ``unknown`` without a chi*."""
+    if np.isnan(chi):
+        return "unknown"
     rate = 0.5 * np.log10(chi) if chi > 0 else -np.inf
     return "critical" if abs(rate) < CRITICAL else ("ordered" if rate < 0 else "chaotic")
 
