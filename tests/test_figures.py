@@ -212,10 +212,11 @@ def test_write_all_writes_every_figure_as_png_and_pdf(tmp_path):
         head = p.read_bytes()[:8]
         assert head.startswith(b"\x89PNG" if p.suffix == ".png" else b"%PDF")
     figs = figures.build_figures(read_tables(tmp_path, catalog.TABLES))
-    # only the theory scatter needs depth >= 8, which this grid (depths 2, 4) lacks, and the
-    # figures through time need recurrent nets
+    # only the theory scatter needs depth >= 8, which this grid (depths 2, 4) lacks, the
+    # criticality figures their own sub-grids and the figures through time recurrent nets
     placeholders = [n for n, f in figs.items() if f.get_label() == "placeholder"]
-    assert placeholders == ["theory_slopes", "time_profiles", "time_training"]
+    assert placeholders == ["criticality_sweep", "phase_diagram", "theory_slopes",
+                            "time_profiles", "time_training"]  # fmt: skip
     assert "depth >= 8" in figs["theory_slopes"].axes[0].texts[0].get_text()
 
 
@@ -240,9 +241,10 @@ def test_a_one_cell_grid_draws_every_figure():
     figs = figures.build_figures(t)
     skipped = {n for n, f in figs.items() if f.get_label() == "placeholder"}
     overview = {f.name for f in catalog.FIGURES if f.category == catalog.OVERVIEW}
-    assert skipped & overview == {"theory_overlay"}  # no plain net in this grid
+    # no plain net in this grid, and no criticality sub-grid
+    assert skipped & overview == {"theory_overlay", "criticality_sweep", "phase_diagram"}
     # the claims' figures need plain nets, or nets without skips: each says so
-    assert skipped == set(catalog.NAMES) - (overview - {"theory_overlay"}) - {
+    assert skipped == set(catalog.NAMES) - (overview - skipped) - {
         "deep_profiles",
         "residual_deep",
     }

@@ -4,7 +4,8 @@ the sub-grid it draws.
 Light on purpose (no matplotlib): the Snakefile reads it to name the figure outputs and their
 report entries, so no figure name is typed twice. Figure ``name`` is drawn by ``plot_<name>`` in
 one of ``report.figures``'s modules (called with the tables named here, in this order, each
-restricted to the first of ``grids`` the study has) and captioned by
+restricted to the first of ``grids`` the study has, or with ``together`` to all of them and
+skipped where the study has none) and captioned by
 ``workflow/report/<name>.rst``; a test checks that each entry has both. Adding a figure is one
 entry here, its plot function and its caption.
 """
@@ -26,6 +27,7 @@ class FigureSpec:
     tables: tuple[str, ...]  # what plot_<name> takes, by table name
     grids: tuple[str, ...] = ("main",)  # the sub-grid it draws: the first of these the study has
     varies: tuple[str, ...] = ()  # settings besides the four axes the figure shows side by side
+    together: bool = False  # draw every one of grids the study has, together, and only those
 
     @property
     def caption(self) -> str:
@@ -46,6 +48,12 @@ FIGURES: tuple[FigureSpec, ...] = (
                ("layer_gradients", "selected")),
     FigureSpec("saturation", OVERVIEW, "Gradient flow", ("layer_gradients", "selected")),
     FigureSpec("theory_overlay", OVERVIEW, "Theory", ("theory_profiles",), ("profile", "main")),
+    # issue 16: the step-0 sweep of sigma_w2 (sigmoid's own sub-grid beside the others) and the
+    # trained phase diagram; skipped in a study without these sub-grids
+    FigureSpec("criticality_sweep", OVERVIEW, "Criticality", ("run_metrics", "selected", "theory"),
+               ("criticality", "criticality_sigmoid"), ("init", "sigma_w2"), together=True),
+    FigureSpec("phase_diagram", OVERVIEW, "Criticality", ("selected",), ("phase",),
+               ("sigma_w2", "sigma_b2"), together=True),
     # one per claim figure, from the registry of claims: section Claims, subcategory the claims
     # it shows (claims 12 and 13 share theirs)
     *(FigureSpec(c.figure, CLAIMS, "Claim " + "-".join(str(n) for n in registry.shown_by(c.figure)),

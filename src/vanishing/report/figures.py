@@ -29,6 +29,7 @@ from vanishing.analysis.tables import read_tables
 from vanishing.report import (
     catalog,
     figures_claims,
+    figures_criticality,
     figures_gradients,
     figures_remedies,
     figures_time,
@@ -176,9 +177,11 @@ def plot_training_curves(curves: pd.DataFrame, selected: pd.DataFrame) -> Figure
 
 
 def plot_function(name: str):
-    """``plot_<name>`` of this module, ``figures_gradients``, ``figures_claims`` or
-    ``figures_remedies``."""
-    for module in (figures_gradients, figures_claims, figures_remedies, figures_time):
+    """``plot_<name>`` of this module, ``figures_gradients``, ``figures_claims``,
+    ``figures_remedies``, ``figures_time`` or ``figures_criticality``."""
+    modules = (figures_gradients, figures_claims, figures_remedies, figures_time,
+               figures_criticality)  # fmt: skip
+    for module in modules:
         if hasattr(module, f"plot_{name}"):
             return getattr(module, f"plot_{name}")
     if f"plot_{name}" in globals():
@@ -199,19 +202,21 @@ def grid_of(tables: dict[str, pd.DataFrame | None], preferred) -> tuple[str | No
     return next((g for g in preferred if g in present), present[0]), present
 
 
-def in_grid(tables: dict[str, pd.DataFrame | None], names, grid: str | None) -> dict:
-    """The tables ``names``, each restricted to sub-grid ``grid``: by its ``grid`` column, or
-    (the raw per-run tables) by the cells that belong to it."""
+def in_grid(tables: dict[str, pd.DataFrame | None], names, grid: str | tuple | None) -> dict:
+    """The tables ``names``, each restricted to sub-grid ``grid`` (or to any of a tuple of
+    sub-grids): by its ``grid`` column, or (the raw per-run tables) by the cells that belong
+    to it."""
     runs = tables.get("run_metrics")
     cells = None
+    wanted = {grid} if isinstance(grid, str) else set(grid or ())
     if grid is not None and runs is not None and "grids" in runs:
-        member = runs["grids"].astype(str).str.split().map(lambda gs: grid in gs)
+        member = runs["grids"].astype(str).str.split().map(lambda gs: bool(wanted & set(gs)))
         cells = set(runs.loc[member, "cell"])
     out = {}
     for name in names:
         df = tables.get(name)
         if df is not None and grid is not None and "grid" in df:
-            df = df[df["grid"].astype(str) == grid]
+            df = df[df["grid"].astype(str).isin(wanted)]
         elif df is not None and cells is not None and "cell" in df:
             df = df[df["cell"].isin(cells)]
         out[name] = df
@@ -257,19 +262,26 @@ def restrict(tables: dict[str, pd.DataFrame | None], varies=()) -> tuple[dict, s
     return out, note
 
 
-def build_figures(tables: dict[str, pd.DataFrame | None]) -> dict[str, Figure]:
-    """Every figure of the catalog by name, from tables by name (None: missing), each drawn from
-    its sub-grid (``FigureSpec.grids``); a figure whose tables are missing or insufficient is a
-    ``placeholder`` (its label is ``placeholder``)."""
+def build_figures(tables: dict[str, pd.DataFrame | None], names=None) -> dict[str, Figure]:
+    """Every figure of the catalog (or those ``names``) by name, from tables by name (None:
+    missing), each drawn from
+    its sub-grid (``FigureSpec.grids``; with ``together``, all of them the study has); a figure
+    whose tables are missing or insufficient is a ``placeholder`` (its label is
+    ``placeholder``)."""
     figs = {}
-    for spec in catalog.FIGURES:
+    for spec in catalog.FIGURES if names is None else [catalog.BY_NAME[n] for n in names]:
         name = spec.name
         grid, present = grid_of(tables, spec.grids)
+        if spec.together:
+            grid = tuple(g for g in spec.grids if g in present)
         chosen, note = restrict(in_grid(tables, spec.tables, grid), spec.varies)
         if grid is not None and len(present) > 1:
-            note = f"sub-grid {grid}" + (f"; {note}" if note else "")
+            shown = grid if isinstance(grid, str) else " + ".join(grid)
+            note = f"sub-grid {shown}" + (f"; {note}" if note else "")
         missing = [f"{n}.csv" for n in spec.tables if chosen[n] is None]
         try:
+            if spec.together and not grid:
+                raise MissingData(f"the study has no sub-grid {' or '.join(spec.grids)}")
             if missing:
                 raise MissingData(f"missing {', '.join(missing)} (run `vanishing stats` first?)")
             figs[name] = plot_function(name)(*(chosen[n] for n in spec.tables))
