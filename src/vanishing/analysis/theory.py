@@ -158,7 +158,7 @@ def mean_field_maps(
     residual_scale: float | str = 1.0,
     sigma_w2: float | str = "auto",
     sigma_b2: float | str = "auto",
-    block: str = DEFAULT_BLOCK,
+    block: str = "branch_act",
 ) -> Maps:
     """The per-layer maps of a network at init, the one source of ``predicted_profile`` and
     ``predicted_jacobian_log10_mean`` (which take these arguments).
