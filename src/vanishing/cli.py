@@ -258,60 +258,76 @@ def cmd_status(a: argparse.Namespace) -> int:
         time.sleep(a.watch)
 
 
+def _command(sub, name: str, func, help: str) -> argparse.ArgumentParser:
+    """The parser of subcommand ``name``, which ``func`` runs."""
+    p = sub.add_parser(name, help=help)
+    p.set_defaults(func=func)
+    return p
+
+
+def _tables_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tables", type=Path, default=Path("results/tables"))
+
+
+def _directory_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--directory", "-d", type=Path, default=Path("."), help="working directory")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vanishing", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "study",
-        help="run the workflow in a working directory; after a crash the same command continues",
+        cmd_study,
+        "run the workflow in a working directory; after a crash the same command continues",
     )
     p.add_argument(
         "--configfile", type=Path, help="the study's config (default: config/config.yaml)"
     )
-    p.add_argument("--directory", "-d", type=Path, default=Path("."), help="working directory")
+    _directory_option(p)
     p.add_argument(
         "--retrain", metavar="CELL[,CELL...]",
         help="train these cells (folder names in results/runs/, or `stale`: those made by other "
         "code) again, and rebuild what depends on them",
     )  # fmt: skip
     p.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="-- ARGS for snakemake")
-    p.set_defaults(func=cmd_study)
-    p = sub.add_parser("init-tracking", help="create the MLflow store, experiment, parent run")
+    p = _command(
+        sub, "init-tracking", cmd_init_tracking, "create the MLflow store, experiment, parent run"
+    )
     p.add_argument("--tracking-uri", required=True)
     p.add_argument("--study", required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.set_defaults(func=cmd_init_tracking)
     add_train_parser(sub)
     sub.choices["train"].set_defaults(func=cmd_train)
-    p = sub.add_parser("aggregate", help="per-cell files -> study tables")
+    p = _command(sub, "aggregate", cmd_aggregate, "per-cell files -> study tables")
     p.add_argument("--manifests", type=Path, nargs="+", required=True)
     p.add_argument("--out", type=Path, required=True, help="tables folder")
-    p.set_defaults(func=cmd_aggregate)
-    p = sub.add_parser("train-jobs", help="benchmarks + manifests -> one row per training job")
+    p = _command(
+        sub, "train-jobs", cmd_train_jobs, "benchmarks + manifests -> one row per training job"
+    )
     p.add_argument("--benchmarks", type=Path, nargs="+", required=True)
     p.add_argument("--manifests", type=Path, nargs="+", required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.set_defaults(func=cmd_train_jobs)
-    p = sub.add_parser("stats", help="tables -> summary, selection, comparisons, ANOVA, theory")
-    p.add_argument("--tables", type=Path, default=Path("results/tables"))
+    p = _command(
+        sub, "stats", cmd_stats, "tables -> summary, selection, comparisons, ANOVA, theory"
+    )
+    _tables_option(p)
     p.add_argument("--seed", type=int, default=0, help="seeds the permutation tests' Generator")
     p.add_argument(
         "--target-accuracy", type=float, default=0.9,
         help="validation accuracy whose first crossing is a run's steps_to_target",
     )  # fmt: skip
-    p.set_defaults(func=cmd_stats)
-    p = sub.add_parser("figures", help="tables -> figures (PNG and PDF)")
-    p.add_argument("--tables", type=Path, default=Path("results/tables"))
+    p = _command(sub, "figures", cmd_figures, "tables -> figures (PNG and PDF)")
+    _tables_option(p)
     p.add_argument("--out", type=Path, default=Path("results/figures"))
-    p.set_defaults(func=cmd_figures)
-    p = sub.add_parser("findings", help="tables -> FINDINGS.md")
-    p.add_argument("--tables", type=Path, default=Path("results/tables"))
+    p = _command(sub, "findings", cmd_findings, "tables -> FINDINGS.md")
+    _tables_option(p)
     p.add_argument("--out", type=Path, default=Path("results/FINDINGS.md"))
     p.add_argument("--rst", type=Path, help="also the verdict table as reStructuredText")
-    p.set_defaults(func=cmd_findings)
-    p = sub.add_parser("publish", help="attach files to the parent run, mark it FINISHED")
+    p = _command(sub, "publish", cmd_publish, "attach files to the parent run, mark it FINISHED")
     p.add_argument("--tracking", type=Path, required=True)
     p.add_argument("--files", type=Path, nargs="+", required=True)
     p.add_argument("--artifact-dir", default="study")
@@ -321,23 +337,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=Path, help="runs.csv: the cells whose data sets are logged")
     p.add_argument("--runs-root", type=Path, default=Path("results/runs"))
     p.add_argument("--done", type=Path, required=True)
-    p.set_defaults(func=cmd_publish)
-    p = sub.add_parser("mlflow-server", help="a tracking server that asks for credentials")
+    p = _command(
+        sub, "mlflow-server", cmd_mlflow_server, "a tracking server that asks for credentials"
+    )
     p.add_argument("--store", type=Path, default=Path("results"), help="its databases, artifacts")
     p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve a cluster")
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--allowed-hosts", default="localhost,127.0.0.1", help="Host headers served")
     p.add_argument("mlflow_args", nargs=argparse.REMAINDER, help="-- ARGS for mlflow server")
-    p.set_defaults(func=cmd_mlflow_server)
-    p = sub.add_parser("attach-report", help="attach the Snakemake report to the parent run")
+    p = _command(
+        sub, "attach-report", cmd_attach_report, "attach the Snakemake report to the parent run"
+    )
     p.add_argument("--tracking", type=Path, default=Path("results/tracking.json"))
     p.add_argument("--report", type=Path, default=Path("results/report.html"))
-    p.set_defaults(func=cmd_attach_report)
-    p = sub.add_parser("status", help="the study's progress, from the files on disk")
-    p.add_argument("--directory", "-d", type=Path, default=Path("."), help="working directory")
+    p = _command(sub, "status", cmd_status, "the study's progress, from the files on disk")
+    _directory_option(p)
     p.add_argument("--json", action="store_true", help="machine-readable")
     p.add_argument("--watch", type=float, metavar="SECONDS", help="repeat until every cell is done")
-    p.set_defaults(func=cmd_status)
     return parser
 
 

@@ -13,6 +13,7 @@ findings read them back.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -62,16 +63,25 @@ def in_grid(table: pd.DataFrame | None, runs: pd.DataFrame, grid: str) -> pd.Dat
     return table[table["cell"].isin(set(cells))]
 
 
+class Inputs(NamedTuple):
+    """The aggregated tables the statistics read; all but ``runs`` may be None."""
+
+    runs: pd.DataFrame
+    layers: pd.DataFrame | None
+    curves: pd.DataFrame | None
+    probe_inputs: pd.DataFrame | None
+
+    def in_grid(self, grid: str) -> Inputs:
+        """Each table's rows of the cells of sub-grid ``grid`` (``in_grid``)."""
+        return Inputs(*(in_grid(table, self.runs, grid) for table in self))
+
+
 def grid_tables(
-    runs: pd.DataFrame,
-    layers: pd.DataFrame | None,
-    curves: pd.DataFrame | None,
-    probe_inputs: pd.DataFrame | None,
-    rng: np.random.Generator,
-    target: float = TARGET_ACCURACY,
+    inputs: Inputs, rng: np.random.Generator, target: float = TARGET_ACCURACY
 ) -> dict[str, pd.DataFrame]:
     """The statistics tables of one sub-grid's runs (every table of ``STATS_TABLES`` but
     ``run_metrics``)."""
+    runs, layers, curves, probe_inputs = inputs
     df = derive(runs, layers, curves, target)
     summary = summarize(df)
     selected = select_lr(summary)
@@ -123,13 +133,9 @@ def build_tables(
     column first. ``layers``, ``curves`` and ``probe_inputs`` may be None: the metrics and
     tables that need them are then empty."""
     parts: dict[str, list[pd.DataFrame]] = {name: [] for name in STATS_TABLES}
+    inputs = Inputs(runs, layers, curves, probe_inputs)
     for grid in grid_names(runs):
-        sub = in_grid(runs, runs, grid)
-        tables = grid_tables(
-            sub, in_grid(layers, runs, grid), in_grid(curves, runs, grid),
-            in_grid(probe_inputs, runs, grid), rng, target,
-        )  # fmt: skip
-        for name, df in tables.items():
+        for name, df in grid_tables(inputs.in_grid(grid), rng, target).items():
             parts[name].append(df.assign(grid=grid)[["grid", *df.columns]])
     out = {"run_metrics": derive(runs, layers, curves, target)}
     for name in STATS_TABLES[1:]:

@@ -32,6 +32,8 @@ Where the measurements part from these predictions, and why, is in ``docs/theory
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 from scipy import special, stats
@@ -132,7 +134,19 @@ def _forward(activation, norm, residual, sw2, sb2, m0, alpha=1.0):
     return a, k, c
 
 
-def predicted_profile(
+class Maps(NamedTuple):
+    """The mean-field backward maps of a network at init (``mean_field_maps``), each (depth, n)
+    over layers l = 1..depth and the n probe examples (or their bins) it follows."""
+
+    step: np.ndarray  # G_{l-1} / G_l: the layer's factor on squared gradient norms
+    own: np.ndarray  # E||dL/dh_l||^2 / G_l
+    coherent: np.ndarray | None  # c_l of the branch_act block's coherent mode, None where 1
+    norm: str
+    width: int
+    input_dim: int
+
+
+def mean_field_maps(
     activation: str,
     init_scheme: str,
     norm: str,
@@ -145,8 +159,9 @@ def predicted_profile(
     sigma_w2: float | str = "auto",
     sigma_b2: float | str = "auto",
     block: str = "branch_act",
-) -> np.ndarray | None:
-    """Predicted log10 grad_preact_rms per layer (depth,), relative to layer ``depth`` (= 0).
+) -> Maps:
+    """The per-layer maps of a network at init, the one source of ``predicted_profile`` and
+    ``predicted_jacobian_log10_mean`` (which take these arguments).
 
     Layer 1 is nearest the input. ``input_second_moment`` is the mean of x^2 over features of
     each probe example (an array), or one value for all. The measured rms is over the examples
@@ -164,10 +179,9 @@ def predicted_profile(
     skip): ``branch_act`` gives G_{l-1} = G_l (1 + alpha^2 sigma_w2 k a) and E||dL/dh_l||^2 =
     alpha^2 k a G_l for l >= 2, plus, without a norm, the coherent mode of its non-centred
     branch (``blocks.coherent_gain``): G_l = G_l(independent part) + G_l(coherent part); ``pre``
-    and ``post`` have the maps of ``vanishing.analysis.blocks``. None only where it is not
-    finite (the forward variances overflow, a norm meets a zero-variance input, or alpha = 0:
-    skipinit's blocks pass no gradient to h_l at init). ``sigma_w2`` and ``sigma_b2`` are the
-    settings of that name (``_layer_scales``).
+    and ``post`` have the maps of ``vanishing.analysis.blocks``. The maps are not finite where
+    the forward variances overflow or a norm meets a zero-variance input. ``sigma_w2`` and
+    ``sigma_b2`` are the settings of that name (``_layer_scales``).
     """
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {list(NORMS)}, got {norm!r}")
@@ -196,15 +210,29 @@ def predicted_profile(
             step = r + gain2 * sw2[:, None] * k * a  # G_{l-1} / G_l, l = 1..depth
             own = gain2 * k * a
             coherent = c if bool((c != 1.0).any()) else None
-        log_g_rel = _log_rel(np.log10(step))
-        if coherent is not None:  # two modes: the coherent one starts at 1/width of G_depth
-            log_coh = _log_rel(2.0 * np.log10(coherent)) - np.log10(width)
+    return Maps(step, own, coherent, norm, width, input_dim)
+
+
+def predicted_profile(*args, **kwargs) -> np.ndarray | None:
+    """Predicted log10 grad_preact_rms per layer (depth,), relative to layer ``depth`` (= 0), of
+    the network of ``mean_field_maps`` (same arguments): the mean over examples of each one's
+    squared gradient norms. None only where it is not finite (the forward variances overflow,
+    a norm meets a zero-variance input, or alpha = 0: skipinit's blocks pass no gradient to h_l
+    at init).
+    """
+    m = mean_field_maps(*args, **kwargs)
+    width = m.width
+    with np.errstate(all="ignore"):
+        log_g_rel = _log_rel(np.log10(m.step))
+        if m.coherent is not None:  # two modes: the coherent one starts at 1/width of G_depth
+            log_coh = _log_rel(2.0 * np.log10(m.coherent)) - np.log10(width)
             log_g_rel = np.logaddexp(
                 (log_g_rel + np.log10(1.0 - 1.0 / width)) * np.log(10.0), log_coh * np.log(10.0)
             ) / np.log(10.0)
-        log_rms2 = np.log10(own) + log_g_rel  # (depth, n), relative to its G_depth
+        log_rms2 = np.log10(m.own) + log_g_rel  # (depth, n), relative to its G_depth
         # log10 of the mean over examples of 10^log_rms2, without overflow
-        mean_log_rms2 = special.logsumexp(log_rms2 * np.log(10.0), axis=1) - np.log(len(m0))
+        n = log_rms2.shape[1]
+        mean_log_rms2 = special.logsumexp(log_rms2 * np.log(10.0), axis=1) - np.log(n)
         mean_log_rms2 /= np.log(10.0)
         profile = 0.5 * (mean_log_rms2 - mean_log_rms2[-1])
     return profile if np.all(np.isfinite(profile)) else None
@@ -435,37 +463,21 @@ def theory_profiles(
     return table.merge(measured.reset_index(), on=[*GROUP, "layer"], how="left")
 
 
-def predicted_jacobian_log10_mean(
-    activation: str,
-    init_scheme: str,
-    norm: str,
-    residual: bool,
-    depth: int,
-    width: int,
-    input_dim: int,
-    input_second_moment,
-    residual_scale: float | str = 1.0,
-    sigma_w2: float | str = "auto",
-    sigma_b2: float | str = "auto",
-) -> float:
+def predicted_jacobian_log10_mean(*args, **kwargs) -> float:
     """Mean-field log10 of ``jacobian_sv2_mean``, the mean squared singular value of the
-    input-output Jacobian d x_depth / d x_0 at init (``training/jacobian.py``): tr(J^T J) is
-    width * prod_l (r_l + alpha^2 sigma_w2_l k_l a_l) (each layer's factor on squared norms, chi_l
-    for a plain net: the product is chi^depth at the fixed point), averaged over the probe
-    examples (``input_second_moment``: the mean of x^2 of each, the first ``N_INPUTS`` probe
-    examples for the measured value) and divided by the min(width, input_dim) singular values.
-    NaN with batch norm (no per-example Jacobian is measured) or where the maps overflow."""
-    if norm == "batch":
+    input-output Jacobian d x_depth / d x_0 at init (``training/jacobian.py``), of the network
+    of ``mean_field_maps`` (same arguments): tr(J^T J) is width * prod_l step_l (each layer's
+    factor on squared norms: r_l + alpha^2 sigma_w2_l k_l a_l, chi_l for a plain net, so the
+    product is chi^depth at the fixed point), averaged over the probe examples
+    (``input_second_moment``: the mean of x^2 of each, the first ``N_INPUTS`` probe examples for
+    the measured value) and divided by the min(width, input_dim) singular values. NaN with
+    batch norm (no per-example Jacobian is measured) or where the maps overflow."""
+    m = mean_field_maps(*args, **kwargs)
+    if m.norm == "batch":
         return float("nan")
-    m0 = np.atleast_1d(np.asarray(input_second_moment, dtype=float))
-    scheme = resolve_init(init_scheme, activation)
-    sw2, sb2 = _layer_scales(scheme, depth, width, input_dim, sigma_w2, sigma_b2, activation)
-    alpha = branch_gain(residual_scale, depth) if residual else 1.0
     with np.errstate(all="ignore"):
-        a, k, _ = _forward(activation, norm, bool(residual), sw2, sb2, m0, alpha)  # (depth, n)
-        skip = (np.arange(depth) > 0) & bool(residual)
-        gain2 = np.where(skip, alpha**2, 1.0)[:, None]
-        log_tr = np.log10(skip[:, None] + gain2 * sw2[:, None] * k * a).sum(axis=0)  # (n,)
-        mean = special.logsumexp(log_tr * np.log(10.0)) / np.log(10.0) - np.log10(len(m0))
-    value = mean + np.log10(width / min(width, input_dim))
+        log_tr = np.log10(m.step).sum(axis=0)  # (n,)
+        n = len(log_tr)
+        mean = special.logsumexp(log_tr * np.log(10.0)) / np.log(10.0) - np.log10(n)
+    value = mean + np.log10(m.width / min(m.width, m.input_dim))
     return float(value) if np.isfinite(value) else float("nan")

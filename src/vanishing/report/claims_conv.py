@@ -36,19 +36,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from vanishing.report.evidence import (
-    ALPHA,
-    HOLDS,
-    MARK,
-    NULL,
-    OPPOSITE,
-    Part,
-    choose_grid,
-    context,
-    num,
-    part,
-    rows,
-)  # fmt: skip
+from vanishing.report import evidence
+from vanishing.report.evidence import ALPHA, HOLDS, MARK, NULL, OPPOSITE, Part, num
 from vanishing.settings import CELL_KEYS
 
 GRIDS = ("conv",)  # the sub-grids it prefers (else any with conv nets)
@@ -66,7 +55,7 @@ def _conv_grid(table: pd.DataFrame) -> str | None:
     if table is None or table.empty or "arch" not in table:
         return None
     conv = table[table["arch"].astype(str) == "cnn"]
-    return choose_grid(conv, GRIDS) if len(conv) else None
+    return evidence.choose_grid(conv, GRIDS) if len(conv) else None
 
 
 def _deepest_cell(comparison: pd.Series, selected: pd.DataFrame) -> pd.Series | None:
@@ -110,8 +99,8 @@ def degradation_part(t: dict, keys) -> Part | None:
     """The part (module docstring), or None when the study has no plain batch-norm conv nets at
     two depths (then claim 3 is judged as before)."""
     grid = _conv_grid(t.get("comparisons"))
-    table = rows(t.get("comparisons"), grid, family="deepest_vs_shallowest",
-                 metric="final_train_loss", **WHERE)  # fmt: skip
+    table = evidence.rows(t.get("comparisons"), grid, family="deepest_vs_shallowest",
+                          metric="final_train_loss", **WHERE)  # fmt: skip
     if table.empty:
         return None
     cells = {i: _deepest_cell(r, t.get("selected")) for i, r in table.iterrows()}
@@ -137,13 +126,13 @@ def degradation_part(t: dict, keys) -> Part | None:
         )  # fmt: skip
         return (
             f"final_train_loss, depth {r['treatment']} - {r['baseline']} "
-            f"({context(r, keys, skip=('depth',))}): {num(r['mean_treatment'])} vs "
+            f"({evidence.context(r, keys, skip=('depth',))}): {num(r['mean_treatment'])} vs "
             f"{num(r['mean_baseline'])}, diff {num(r['diff'])}, Holm p {num(r['p_holm'], 2)}; "
             f"deeper net's log10 layer-1/top gradient: {grads} "
             f"({state[r['_row']]}, a decade = {num(DECADE)}) {MARK[m]}"
         )
 
-    return part(LABEL, table, mark, line, grid, "p_raw")
+    return evidence.part(LABEL, table, mark, line, grid, "p_raw")
 
 
 def degradation_sentence(p: Part | None, table: pd.DataFrame | None = None) -> str:

@@ -15,54 +15,41 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from vanishing import activations
-from vanishing.report import profiles
-from vanishing.report.plotting import (
-    ACT_COLOR,
-    ACTIVATIONS,
-    AXES,
-    MissingData,
-    add_legend,
-    bin_edges,
-    depth_lines,
-    facet_grid,
-    label_facets,
-    levels_of,
-    need_columns,
-    per_depth_figure,
-    select_rows,
-    styled,
-    variant_label,
-    variant_style,
-    variants_of,
-)
+from vanishing.report import plotting, profiles
 
 
-@styled
+@plotting.styled
 def plot_grad_ratio_init(selected: pd.DataFrame) -> Figure:
     """grad_ratio_init (layer 1 over layer ``depth``, step 0) against depth on a log axis: 10 to
     the mean and CI of ``log10_grad_ratio_init`` (a geometric mean), a line per activation."""
-    need_columns(selected, [*AXES, "log10_grad_ratio_init_mean"], "selected")
+    plotting.need_columns(selected, [*plotting.AXES, "log10_grad_ratio_init_mean"], "selected")
     if not np.isfinite(selected["log10_grad_ratio_init_mean"].astype(float)).any():
-        raise MissingData("no finite log10_grad_ratio_init_mean")
-    return per_depth_figure(selected, "log10_grad_ratio_init", log=True)
+        raise plotting.MissingData("no finite log10_grad_ratio_init_mean")
+    return plotting.per_depth_figure(selected, "log10_grad_ratio_init", log=True)
 
 
-@styled
+@plotting.styled
 def plot_gradient_profile_init(layers: pd.DataFrame) -> Figure:
     """log10 grad_preact_rms at step 0 against layer, mean over seeds (``profiles.init_profiles``),
     a line per depth; rows activation, columns variant; one y scale for every panel."""
-    need_columns(
-        layers, [*AXES, "cell", "seed", "step", "layer", "grad_preact_rms"], "layer_gradients"
+    plotting.need_columns(
+        layers,
+        [*plotting.AXES, "cell", "seed", "step", "layer", "grad_preact_rms"],
+        "layer_gradients",
     )
     prof = profiles.init_profiles(layers)
     if prof.empty:
-        raise MissingData("layer_gradients has no step-0 rows")
-    fig, axes, acts, variants, colors, _ = depth_lines(prof, "layer", "log10_grad_preact_rms")
+        raise plotting.MissingData("layer_gradients has no step-0 rows")
+    fig, axes, acts, variants, colors, _ = plotting.depth_lines(
+        prof, "layer", "log10_grad_preact_rms"
+    )
     for ax in axes.flat:
         ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
-    cols = [variant_label(*v) for v in variants]
-    label_facets(axes, acts, cols, "layer (1 = input side)", "log10 grad_preact_rms")
-    add_legend(fig, {str(d): dict(color=c, marker=".") for d, c in colors.items()}, "depth")
+    cols = [plotting.variant_label(*v) for v in variants]
+    plotting.label_facets(axes, acts, cols, "layer (1 = input side)", "log10 grad_preact_rms")
+    plotting.add_legend(
+        fig, {str(d): dict(color=c, marker=".") for d, c in colors.items()}, "depth"
+    )
     fig.suptitle("Gradient per layer at initialisation (step 0, mean over seeds of log10)")
     return fig
 
@@ -70,7 +57,7 @@ def plot_gradient_profile_init(layers: pd.DataFrame) -> Figure:
 def _contrast_cells(df: pd.DataFrame) -> list[tuple[str, str, bool]]:
     """Up to four (activation, norm, residual) cells that contrast: a saturating activation plain,
     with a norm, with a skip, and a rectifying one plain; whichever the grid has."""
-    acts = levels_of(df["activation"], ACTIVATIONS)
+    acts = plotting.levels_of(df["activation"], plotting.ACTIVATIONS)
     sat = next((a for a in activations.SATURATING if a in acts), acts[0])
     rect = next((a for a in activations.RECTIFYING if a in acts and a != sat), None)
     norm = next((n for n in ("batch", "layer") if n in set(df["norm"])), "none")
@@ -80,37 +67,41 @@ def _contrast_cells(df: pd.DataFrame) -> list[tuple[str, str, bool]]:
     return cells or sorted(present)[:4]
 
 
-@styled
+@plotting.styled
 def plot_gradient_flow_heatmap(layers: pd.DataFrame, selected: pd.DataFrame) -> Figure:
     """Layer x step heatmaps of log10 grad_preact_rms (mean over seeds at the selected lr;
     ``profiles.gradient_flow``) for contrasting cells at the deepest depth, one colour scale."""
-    need_columns(
-        layers, [*AXES, "cell", "lr", "step", "layer", "grad_preact_rms"], "layer_gradients"
+    plotting.need_columns(
+        layers,
+        [*plotting.AXES, "cell", "lr", "step", "layer", "grad_preact_rms"],
+        "layer_gradients",
     )
-    need_columns(selected, ["cell", "lr"], "selected")
+    plotting.need_columns(selected, ["cell", "lr"], "selected")
     flow = profiles.gradient_flow(layers, selected)
     if flow.empty:
-        raise MissingData("layer_gradients has no runs at the selected lrs")
+        raise plotting.MissingData("layer_gradients has no runs at the selected lrs")
     deep = flow[flow["depth"] == flow["depth"].max()]
     cells = _contrast_cells(deep)
-    shown = pd.concat([select_rows(deep, activation=a, norm=n, residual=r) for a, n, r in cells])
+    shown = pd.concat(
+        [plotting.select_rows(deep, activation=a, norm=n, residual=r) for a, n, r in cells]
+    )
     values = shown["log10_grad_preact_rms"].to_numpy(dtype=float)
     if not np.isfinite(values).any():
-        raise MissingData("no positive grad_preact_rms at the deepest depth")
+        raise plotting.MissingData("no positive grad_preact_rms at the deepest depth")
     vmin, vmax = np.nanmin(values), np.nanmax(values)
     if vmin == vmax:
         vmin, vmax = vmin - 0.5, vmax + 0.5
-    fig, axes = facet_grid(1, len(cells), w=3.0, h=2.9, sharey=True)
+    fig, axes = plotting.facet_grid(1, len(cells), w=3.0, h=2.9, sharey=True)
     for j, (a, n, r) in enumerate(cells):
         ax = axes[0, j]
-        s = select_rows(deep, activation=a, norm=n, residual=r)
+        s = plotting.select_rows(deep, activation=a, norm=n, residual=r)
         z = s.pivot_table(
             index="layer", columns="step", values="log10_grad_preact_rms", dropna=False
         )
-        x, y = bin_edges(z.columns.to_numpy()), bin_edges(z.index.to_numpy())
+        x, y = plotting.bin_edges(z.columns.to_numpy()), plotting.bin_edges(z.index.to_numpy())
         mesh = ax.pcolormesh(x, y, z.to_numpy(), vmin=vmin, vmax=vmax, cmap="magma")
-        mesh.set_gid(f"{a}|{variant_label(n, r)}")
-        ax.set_title(f"{a}, {variant_label(n, r)}\n(lr {s['lr'].iloc[0]:g})")
+        mesh.set_gid(f"{a}|{plotting.variant_label(n, r)}")
+        ax.set_title(f"{a}, {plotting.variant_label(n, r)}\n(lr {s['lr'].iloc[0]:g})")
         ax.grid(False)
     axes[0, 0].set_ylabel(f"layer (1 = input side, {int(deep['depth'].iloc[0])} = top)")
     axes[0, 0].yaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
@@ -120,30 +111,48 @@ def plot_gradient_flow_heatmap(layers: pd.DataFrame, selected: pd.DataFrame) -> 
     return fig
 
 
-@styled
+@plotting.styled
 def plot_saturation(layers: pd.DataFrame, selected: pd.DataFrame) -> Figure:
     """Saturated (sigmoid, tanh) or dead (relu, gelu) fraction per layer at step 0 and at the end
     of training (selected lr, mean over seeds) at the deepest depth; a line per variant."""
-    need_columns(layers, [*AXES, "cell", "lr", "step", "layer", "saturation"], "layer_gradients")
-    need_columns(selected, ["cell", "lr"], "selected")
+    plotting.need_columns(
+        layers, [*plotting.AXES, "cell", "lr", "step", "layer", "saturation"], "layer_gradients"
+    )
+    plotting.need_columns(selected, ["cell", "lr"], "selected")
     sat = profiles.saturation_profiles(layers, selected)
     if sat.empty:
-        raise MissingData("layer_gradients has no runs at the selected lrs")
+        raise plotting.MissingData("layer_gradients has no runs at the selected lrs")
     sat = sat[sat["depth"] == sat["depth"].max()]
-    acts, variants = levels_of(sat["activation"], ACTIVATIONS), variants_of(sat)
-    fig, axes = facet_grid(2, len(acts), sharex=True, sharey=True)
+    acts, variants = (
+        plotting.levels_of(sat["activation"], plotting.ACTIVATIONS),
+        plotting.variants_of(sat),
+    )
+    fig, axes = plotting.facet_grid(2, len(acts), sharex=True, sharey=True)
     for (i, stage), (j, a) in product(enumerate(("init", "final")), enumerate(acts)):
         ax = axes[i, j]
         ax.set_gid(f"{stage}|{a}")
         for n, r in variants:
-            s = select_rows(sat, activation=a, norm=n, residual=r, stage=stage).sort_values("layer")
-            style = variant_style(n, r)
-            ax.plot(s["layer"], s["saturation"], marker=".", ms=4, **style, gid=variant_label(n, r))
+            s = plotting.select_rows(
+                sat, activation=a, norm=n, residual=r, stage=stage
+            ).sort_values("layer")
+            style = plotting.variant_style(n, r)
+            ax.plot(
+                s["layer"],
+                s["saturation"],
+                marker=".",
+                ms=4,
+                **style,
+                gid=plotting.variant_label(n, r),
+            )
         ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
     axes[0, 0].set_ylim(-0.02, 1.02)
     cols = [f"{a}\n({activations.get(a).unit_state} units)" for a in acts]
-    label_facets(axes, ["step 0", "end of training"], cols, "layer (1 = input side)", "fraction")
-    add_legend(fig, {variant_label(*v): variant_style(*v) for v in variants}, "variant")
+    plotting.label_facets(
+        axes, ["step 0", "end of training"], cols, "layer (1 = input side)", "fraction"
+    )
+    plotting.add_legend(
+        fig, {plotting.variant_label(*v): plotting.variant_style(*v) for v in variants}, "variant"
+    )
     depth = int(sat["depth"].iloc[0])
     fig.suptitle(
         f"Saturated or dead units per layer, depth {depth}\n(selected lr, mean over seeds)"
@@ -151,27 +160,30 @@ def plot_saturation(layers: pd.DataFrame, selected: pd.DataFrame) -> Figure:
     return fig
 
 
-@styled
+@plotting.styled
 def plot_theory_overlay(theory: pd.DataFrame) -> Figure:
     """Mean-field prediction (dashed) against the measured step-0 profile (solid) of log10
     grad_preact_rms relative to the top layer, plain nets; rows activation, columns depth."""
-    cols = [*AXES, "layer", "predicted_log10_rms", "measured_log10_rms"]
-    need_columns(theory, cols, "theory_profiles")
-    plain = select_rows(theory, norm="none", residual=False)
+    cols = [*plotting.AXES, "layer", "predicted_log10_rms", "measured_log10_rms"]
+    plotting.need_columns(theory, cols, "theory_profiles")
+    plain = plotting.select_rows(theory, norm="none", residual=False)
     if plain.empty:
-        raise MissingData("theory_profiles has no plain nets (norm none, no residual)")
-    acts, depths = levels_of(plain["activation"], ACTIVATIONS), levels_of(plain["depth"])
-    fig, axes = facet_grid(len(acts), len(depths), w=2.4, sharex="col", sharey="row")
+        raise plotting.MissingData("theory_profiles has no plain nets (norm none, no residual)")
+    acts, depths = (
+        plotting.levels_of(plain["activation"], plotting.ACTIVATIONS),
+        plotting.levels_of(plain["depth"]),
+    )
+    fig, axes = plotting.facet_grid(len(acts), len(depths), w=2.4, sharex="col", sharey="row")
     for (i, a), (j, d) in product(enumerate(acts), enumerate(depths)):
         ax = axes[i, j]
         ax.set_gid(f"{a}|depth={d}")
-        s = select_rows(plain, activation=a, depth=d).sort_values("layer")
+        s = plotting.select_rows(plain, activation=a, depth=d).sort_values("layer")
         ax.plot(
             s["layer"],
             s["measured_log10_rms"],
             marker=".",
             ms=4,
-            color=ACT_COLOR.get(a),
+            color=plotting.ACT_COLOR.get(a),
             gid="measured",
         )
         ax.plot(s["layer"], s["predicted_log10_rms"], ls="--", color="k", gid="predicted")
@@ -182,10 +194,12 @@ def plot_theory_overlay(theory: pd.DataFrame) -> Figure:
             mid = (low + high) / 2
             row[0].set_ylim(mid - 0.5, mid + 0.5)
     ylabel = "log10 grad_preact_rms\nrelative to top layer"
-    label_facets(axes, acts, [f"depth {d}" for d in depths], "layer (1 = input side)", ylabel)
-    entries = {f"measured, {a}": dict(color=ACT_COLOR.get(a), marker=".") for a in acts}
+    plotting.label_facets(
+        axes, acts, [f"depth {d}" for d in depths], "layer (1 = input side)", ylabel
+    )
+    entries = {f"measured, {a}": dict(color=plotting.ACT_COLOR.get(a), marker=".") for a in acts}
     entries["mean-field prediction"] = dict(color="k", ls="--")
-    add_legend(fig, entries, "plain nets, step 0")
+    plotting.add_legend(fig, entries, "plain nets, step 0")
     fig.suptitle(
         "Mean-field theory vs measurement at initialisation\n"
         "(y scale shared within a row, at least one decade tall)"

@@ -41,7 +41,7 @@ from torch import nn
 from vanishing.architectures import conv_specs
 from vanishing.config import ModelConfig
 from vanishing.inits import bias_variance, conv_weight_variance, uniform_bound
-from vanishing.training.models import BN_MOMENTUM, activation_fns, draw_linear, replica_seeds
+from vanishing.training.models import ReplicaNet, activation_fns, draw_linear, replica_seeds
 
 KERNEL = 3
 EPS = 1e-5
@@ -78,7 +78,7 @@ def draw_conv(gen: torch.Generator, scheme: str, c_in: int, c_out: int, sigma_w2
     return w, b
 
 
-class BatchedCNN(nn.Module):
+class BatchedCNN(ReplicaNet):
     """R conv nets of one architecture; flat images (R, B, side^2) -> logits (R, B, n_classes)."""
 
     def __init__(self, cfg: ModelConfig, input_dim: int, n_classes: int, seeds: list[int]):
@@ -89,7 +89,6 @@ class BatchedCNN(nn.Module):
         self.cfg, self.n_replicas = cfg, len(seeds)
         self.specs = conv_specs(cfg.depth, cfg.width)
         self.gain = cfg.branch_gain if cfg.residual else 1.0
-        self.bn_momentum = BN_MOMENTUM
         self.act, _ = activation_fns(cfg.activation)
         scheme, top = cfg.init_scheme, self.specs[-1][1]
         linear_scheme = "orthogonal" if scheme == "delta_orthogonal" else scheme
@@ -248,24 +247,6 @@ class BatchedCNN(nn.Module):
             n = min(layers, len(self.specs))
             keys += [f"{p}.{i}" for p in ("gammas", "betas") for i in range(n)]
         return keys
-
-    @torch.no_grad()
-    def reestimate_batch_stats(self, x: torch.Tensor) -> None:
-        """Every batch-norm layer's running statistics set to those of the whole of x."""
-        if self.cfg.norm != "batch":
-            return
-        was_training, momentum = self.training, self.bn_momentum
-        self.train()
-        self.bn_momentum = 1.0
-        try:
-            self(x)
-        finally:
-            self.bn_momentum = momentum
-            self.train(was_training)
-
-    def sq_norms(self) -> torch.Tensor:
-        """Squared L2 norm (R,) of each replica's parameters (for weight decay)."""
-        return sum(p.pow(2).flatten(1).sum(1) for p in self.parameters())
 
 
 def shortcut(x: torch.Tensor, stride: int, c_out: int, R: int) -> torch.Tensor:

@@ -128,7 +128,35 @@ def skip_add(x: torch.Tensor, y: torch.Tensor, alpha: float | torch.Tensor) -> t
     return torch.add(x, y, alpha=alpha)
 
 
-class BatchedMLP(nn.Module):
+class ReplicaNet(nn.Module):
+    """What every batch of R nets shares (``BatchedMLP``, ``BatchedCNN``, ``BatchedRNN``): each
+    parameter's leading dimension is the replica, and a net with ``cfg.norm == "batch"`` keeps
+    its batch-norm momentum in ``bn_momentum``."""
+
+    cfg: ModelConfig
+    bn_momentum: float = BN_MOMENTUM
+
+    @torch.no_grad()
+    def reestimate_batch_stats(self, x: torch.Tensor) -> None:
+        """Set every batch-norm layer's running statistics to those of the whole of x (R, N, ...),
+        one layer after another (a full-batch forward pass in training mode, momentum 1)."""
+        if self.cfg.norm != "batch":
+            return
+        was_training, momentum = self.training, self.bn_momentum
+        self.train()
+        self.bn_momentum = 1.0
+        try:
+            self(x)
+        finally:
+            self.bn_momentum = momentum
+            self.train(was_training)
+
+    def sq_norms(self) -> torch.Tensor:
+        """Squared L2 norm (R,) of each replica's parameters (for weight decay)."""
+        return sum(p.pow(2).flatten(1).sum(1) for p in self.parameters())
+
+
+class BatchedMLP(ReplicaNet):
     """R MLPs of one architecture; inputs (R, B, input_dim) -> logits (R, B, n_classes)."""
 
     def __init__(self, cfg: ModelConfig, input_dim: int, n_classes: int, seeds: list[int]):
@@ -138,7 +166,6 @@ class BatchedMLP(nn.Module):
         self.gain = cfg.branch_gain
         self.block = cfg.block if cfg.residual else None
         learned = cfg.residual and cfg.residual_scale in LEARNED_SCALES
-        self.bn_momentum = BN_MOMENTUM
         self.act, self.act_ = activation_fns(cfg.activation)
         dims = [input_dim] + [cfg.width] * cfg.depth + [n_classes]
         sw2, sb2 = cfg.sigma_w2_resolved, cfg.sigma_b2
@@ -286,25 +313,6 @@ class BatchedMLP(nn.Module):
         if hasattr(self, "gains"):  # the blocks' learnable alphas (layer 1 has none)
             keys += [f"gains.{i}" for i in range(layers - 1)]
         return keys
-
-    @torch.no_grad()
-    def reestimate_batch_stats(self, x: torch.Tensor) -> None:
-        """Set every batch-norm layer's running statistics to those of the whole of x (R, N, D),
-        one layer after another (a full-batch forward pass in training mode)."""
-        if self.cfg.norm != "batch":
-            return
-        was_training, momentum = self.training, self.bn_momentum
-        self.train()
-        self.bn_momentum = 1.0
-        try:
-            self(x)
-        finally:
-            self.bn_momentum = momentum
-            self.train(was_training)
-
-    def sq_norms(self) -> torch.Tensor:
-        """Squared L2 norm (R,) of each replica's parameters (for weight decay)."""
-        return sum(p.pow(2).flatten(1).sum(1) for p in self.parameters())
 
 
 def objective(

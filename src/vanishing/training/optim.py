@@ -12,7 +12,7 @@ gradient, so a net whose lower layers get tiny gradients still trains them, unle
 underflowed to exactly 0 or carries no information.
 
 Weight decay is not an optimizer option here: it is the L2 term 0.5 * wd * ||theta_r||^2 added to
-each replica's loss (``models.BatchedMLP.sq_norms``), whose gradient wd * theta_r is exactly what
+each replica's loss (``models.ReplicaNet.sq_norms``), whose gradient wd * theta_r is exactly what
 ``torch.optim.SGD(weight_decay=wd)`` and ``torch.optim.Adam(weight_decay=wd)`` add.
 """
 
@@ -22,6 +22,19 @@ import re
 from collections.abc import Iterable
 
 import torch
+
+
+def _replica_shape(p: torch.Tensor) -> tuple[int, ...]:
+    """The shape (R, 1, ..., 1) that broadcasts a per-replica vector (R,) over parameter p."""
+    return (-1, *([1] * (p.dim() - 1)))
+
+
+def _evaluate(closure) -> torch.Tensor | None:
+    """The loss of an optimizer step's ``closure`` (with gradients on), None without one."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
 
 
 def freeze_replica(optimizer: torch.optim.Optimizer, replica: int) -> None:
@@ -49,8 +62,7 @@ class BatchedAdam(torch.optim.Optimizer):
         super().__init__(params, {"betas": betas, "eps": eps})
         self.t = 0
         self._neg_lr = [
-            (-lr).to(device=p.device, dtype=p.dtype).view(-1, *([1] * (p.dim() - 1)))
-            for p in self._params()
+            (-lr).to(device=p.device, dtype=p.dtype).view(_replica_shape(p)) for p in self._params()
         ]
 
     def _params(self) -> list[torch.Tensor]:
@@ -58,10 +70,7 @@ class BatchedAdam(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _evaluate(closure)
         group = self.param_groups[0]
         beta1, beta2 = group["betas"]
         params = self._params()
@@ -114,15 +123,13 @@ class LayerNormalizedSGD(torch.optim.Optimizer):
         if sorted(i for b in blocks for i in b) != list(range(len(params))):
             raise ValueError("blocks must partition the parameters' indices")
         self.blocks = blocks
-        self._lr = [lr.to(device=p.device, dtype=torch.float64).view(-1, *([1] * (p.dim() - 1)))
-                    for p in params]  # fmt: skip
+        self._lr = [
+            lr.to(device=p.device, dtype=torch.float64).view(_replica_shape(p)) for p in params
+        ]
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _evaluate(closure)
         params = self.param_groups[0]["params"]
         momentum = self.param_groups[0]["momentum"]
         for block in self.blocks:
@@ -135,8 +142,7 @@ class LayerNormalizedSGD(torch.optim.Optimizer):
             inv = torch.where(norm > 0, 1.0 / norm, torch.zeros_like(norm))
             for i, g in zip(block, grads, strict=True):
                 p = params[i]
-                shape = (-1, *([1] * (p.dim() - 1)))
-                g_n = (g.double() * inv.view(shape)).to(p.dtype)
+                g_n = (g.double() * inv.view(_replica_shape(p))).to(p.dtype)
                 state = self.state[p]
                 if "momentum_buffer" not in state:
                     state["momentum_buffer"] = g_n.clone()

@@ -28,7 +28,7 @@ from torch import nn
 from vanishing.config import ModelConfig
 from vanishing.inits import resolve_init, weight_variance
 from vanishing.recurrent import GATES
-from vanishing.training.models import activation_fns, replica_seeds
+from vanishing.training.models import ReplicaNet, activation_fns, replica_seeds
 from vanishing.training.norms import LayerNorm
 
 
@@ -54,7 +54,7 @@ def draw_recurrent(gen: torch.Generator, cfg: ModelConfig, gates: int) -> torch.
     return torch.cat(blocks, dim=1)
 
 
-class BatchedRNN(nn.Module):
+class BatchedRNN(ReplicaNet):
     """R recurrent nets of one architecture; inputs (R, B, T * D) -> logits (R, B, n_classes)."""
 
     def __init__(self, cfg: ModelConfig, input_dim: int, n_classes: int, seeds: list[int],
@@ -143,7 +143,3 @@ class BatchedRNN(nn.Module):
 
     def reestimate_batch_stats(self, x: torch.Tensor) -> None:
         """Nothing to re-estimate: no batch norm in the recurrent nets."""
-
-    def sq_norms(self) -> torch.Tensor:
-        """Squared L2 norm (R,) of each replica's parameters (for weight decay)."""
-        return sum(p.pow(2).flatten(1).sum(1) for p in self.parameters())
