@@ -128,7 +128,7 @@ def test_default_study_expands_into_balanced_jobs(default_config):
     assert first.name == ("data~digits_seq_len~0_arch~mlp_activation~sigmoid_depth~2_norm~none_"
                           "residual~false_width~64_init~auto_sigma_w2~auto_sigma_b2~auto_"
                           "block~pre_residual_scale~1.0_optimizer~sgd_adam_eps~1e-08_"
-                          "epochs~40")  # fmt: skip
+                          "epochs~30")  # fmt: skip
     assert first.lrs == (0.01, 0.03, 0.1, 0.3) and first.seeds == (0, 1, 2, 3, 4)
 
 
