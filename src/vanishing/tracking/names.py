@@ -25,6 +25,7 @@ def _scale(symbol: str) -> Callable[[object], str]:
 # setting -> how a value other than the default is shown (the value alone where it can only
 # be that setting's: the choices of arch, activation, norm and optimizer are disjoint)
 SHORT: dict[str, Callable[[object], str]] = {
+    "data": str,  # a sequence task with its length: see cell_run_name
     "arch": str,
     "activation": str,
     "depth": lambda v: f"d{v}",
@@ -36,12 +37,14 @@ SHORT: dict[str, Callable[[object], str]] = {
     "sigma_b2": _scale("σb²"),
     "block": lambda v: f"{v} block",
     "optimizer": str,
+    "adam_eps": lambda v: f"ε={v:g}",
     "momentum": lambda v: f"mom {v:g}",
     "weight_decay": lambda v: f"wd {v:g}",
     "batch_size": lambda v: f"bs{v}",
     "epochs": lambda v: f"{v} ep",
 }
-ALWAYS = ("activation", "depth")  # shown whatever their value
+ALWAYS = ("activation", "depth")  # shown whatever their value (depth: not for recurrent nets)
+RECURRENT = ("rnn", "gru", "lstm")
 GAIN = {1.0: "", S.INV_SQRT_DEPTH: "/√L"}  # the residual branch's gain, spelt after "skip"
 PLAIN = {"norm": "none", "residual": False}  # architecture axes (no default): omitted at these
 
@@ -57,9 +60,20 @@ def cell_run_name(values: dict) -> str:
             continue
         if s.name == "residual_scale":  # one token with its skip: "skip/√L", "skip×0.5"
             continue
+        if s.name == "seq_len":  # one token with its data set: "cmudict/T128"
+            continue
+        if s.name == "depth" and values.get("arch") in RECURRENT:  # one layer; depth is time
+            continue
+        if s.name == "data" and values.get("seq_len"):
+            parts.append(f"{value}/T{values['seq_len']}")
+            continue
         if s.name == "residual" and value:
             gain = values.get("residual_scale", 1.0)
-            parts.append("skip" + GAIN.get(gain, GAIN.get(_float(gain), f"×{gain}")))
+            block = values.get("block", S.BY_NAME["block"].default)
+            tail = "" if block == S.BY_NAME["block"].default else f" {block}"  # "skip post"
+            parts.append("skip" + GAIN.get(gain, GAIN.get(_float(gain), f"×{gain}")) + tail)
+            continue
+        if s.name == "block":  # spelt with its skip
             continue
         short = SHORT.get(s.name)
         parts.append(short(value) if short else f"{s.name}={S.format_value(value)}")
