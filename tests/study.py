@@ -280,7 +280,7 @@ def store_runs(workdir) -> list[dict]:
                 "data": {
                     "tags": [{"key": k, "value": v} for k, v in r.data.tags.items()],
                     "params": [{"key": k, "value": v} for k, v in r.data.params.items()],
-                    "metrics": [{"key": k} for k in r.data.metrics],
+                    "metrics": [{"key": k, "value": v} for k, v in r.data.metrics.items()],
                 },
                 "inputs": {"dataset_inputs": inputs},
             }
