@@ -91,19 +91,28 @@ def batches(R, batch, n, steps):
     return torch.randint(0, n, (steps + 5, R, batch), generator=gen).to(DEVICE)
 
 
+def time_sgd(opt, loss_of, steps: int) -> float:
+    """Milliseconds per optimiser step on the loss ``loss_of(i)`` of step i."""
+
+    def step(i):
+        loss = loss_of(i)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return time_steps(step, steps)
+
+
 def batched_ms(cfg, R, batch, x_all, y_all, steps):
     net = BatchedCNN(cfg, x_all.shape[1], 10, list(range(R))).to(DEVICE)
     opt, weights = make_optimizer("sgd", net.parameters(), torch.full((R,), 0.01), 0.9)
     weights = weights.to(DEVICE)
     idx = batches(R, batch, len(y_all), steps)
 
-    def step(i):
-        loss = (objective(net, x_all[idx[i]], y_all[idx[i]])[0] * weights).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    def loss_of(i):
+        return (objective(net, x_all[idx[i]], y_all[idx[i]])[0] * weights).sum()
 
-    return time_steps(step, steps)
+    return time_sgd(opt, loss_of, steps)
 
 
 def vmap_ms(cfg, R, batch, x_all, y_all, steps, side):
@@ -120,13 +129,8 @@ def vmap_ms(cfg, R, batch, x_all, y_all, steps, side):
 
     ensemble = vmap(one)
 
-    def step(i):
-        loss = ensemble(params, buffers, x_all[idx[i]], y_all[idx[i]]).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    return time_steps(step, steps)
+    return time_sgd(opt, lambda i: ensemble(params, buffers, x_all[idx[i]], y_all[idx[i]]).sum(),
+                    steps)  # fmt: skip
 
 
 def loop_ms(cfg, R, batch, x_all, y_all, steps, side):

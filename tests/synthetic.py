@@ -48,3 +48,15 @@ def probe_inputs(runs: pd.DataFrame, second_moments=(1.0,)) -> pd.DataFrame:
             for i, m in enumerate(second_moments)
         ]
     )
+
+
+def axis(fig, gid):
+    """The one axes of ``fig`` whose gid is ``gid``."""
+    (ax,) = [ax for ax in fig.axes if ax.get_gid() == gid]
+    return ax
+
+
+def line(ax, gid):
+    """The one line of ``ax`` whose gid is ``gid``."""
+    (ln,) = [ln for ln in ax.get_lines() if ln.get_gid() == gid]
+    return ln

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
-from synthetic import SETTING_DEFAULTS, probe_inputs
+from synthetic import SETTING_DEFAULTS, axis, line, probe_inputs
 
 from vanishing.analysis.tables import build_tables, read_tables
 from vanishing.report import catalog, figures, figures_gradients, profiles
@@ -74,16 +74,6 @@ def stats_tables(**grid) -> dict[str, pd.DataFrame]:
     runs, layers, curves = make_tables(**grid)
     built = build_tables(runs, layers, curves, probe_inputs(runs), np.random.default_rng(0))
     return {"runs": runs, "layer_gradients": layers, "curves": curves, **built}
-
-
-def axis(fig, gid):
-    (ax,) = [ax for ax in fig.axes if ax.get_gid() == gid]
-    return ax
-
-
-def line(ax, gid):
-    (ln,) = [ln for ln in ax.get_lines() if ln.get_gid() == gid]
-    return ln
 
 
 def hand_selected() -> pd.DataFrame:

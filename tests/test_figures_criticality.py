@@ -8,6 +8,7 @@ from itertools import product
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic import axis, line
 
 from vanishing import meanfield
 from vanishing.report import catalog, figures, figures_criticality
@@ -45,16 +46,6 @@ def sweep_tables(grids=("criticality", "criticality_sigmoid")) -> dict[str, pd.D
                            predicted_log10_ratio=2 * slope(a, sw2) * d))  # fmt: skip
     frames = (pd.DataFrame(runs), pd.DataFrame(sel), pd.DataFrame(th))
     return dict(zip(("run_metrics", "selected", "theory"), frames, strict=True))
-
-
-def axis(fig, gid):
-    (ax,) = [ax for ax in fig.axes if ax.get_gid() == gid]
-    return ax
-
-
-def line(ax, gid):
-    (ln,) = [ln for ln in ax.get_lines() if ln.get_gid() == gid]
-    return ln
 
 
 def test_the_sweep_has_a_panel_per_activation_and_weights_and_a_line_per_sigma_w2():

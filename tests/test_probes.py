@@ -24,16 +24,22 @@ from vanishing.training.probes import (
 )
 
 
+def two_replicas(cfg, seed):
+    """Two replicas of ``cfg`` (seeds 0 and 1) on 4 inputs and 3 classes, a batch of 5 examples
+    each from ``seed``, and the probes measured on it."""
+    net = BatchedMLP(cfg, 4, 3, seeds=[0, 1])
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 5, 4, generator=gen)
+    y = torch.randint(0, 3, (2, 5), generator=gen)
+    return net, x, y, measure(net, x, y)
+
+
 @pytest.mark.parametrize("norm,residual", [("none", False), ("none", True), ("layer", False)])
 def test_probe_values_match_per_example_autograd(norm, residual):
     """grad_preact_rms = sqrt(mean_i ||d loss_i / d h_l[i]||^2), one example at a time; and
     grad_weight_norm = ||d mean_i loss_i / d W_l||_F, for each replica independently."""
     cfg = ModelConfig("tanh", depth=3, norm=norm, residual=residual, width=6)
-    net = BatchedMLP(cfg, 4, 3, seeds=[0, 1])
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(2, 5, 4, generator=gen)
-    y = torch.randint(0, 3, (2, 5), generator=gen)
-    got = measure(net, x, y)
+    net, x, y, got = two_replicas(cfg, seed=0)
     for r in range(2):
         ref = ReferenceMLP(net, r)
         sq = torch.zeros(3)
@@ -260,11 +266,7 @@ def test_forward_q_and_c_of_a_two_layer_net_by_hand():
     """q_l = mean over units and examples of h^2; c_l = mean over the P(P-1)/2 pairs a < b of
     q_ab / sqrt(q_aa q_bb), in numpy from the same weights, one pair at a time."""
     cfg = ModelConfig("tanh", depth=2, norm="none", residual=False, width=7, sigma_b2=0.1)
-    net = BatchedMLP(cfg, 4, 3, seeds=[0, 1])
-    gen = torch.Generator().manual_seed(2)
-    x = torch.randn(2, 5, 4, generator=gen)
-    y = torch.randint(0, 3, (2, 5), generator=gen)
-    got = measure(net, x, y)
+    net, x, y, got = two_replicas(cfg, seed=2)
     for r in range(2):
         w = [net.weights[i][r].detach().double().numpy() for i in range(2)]
         b = [net.biases[i][r].detach().double().numpy() for i in range(2)]

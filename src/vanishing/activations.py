@@ -65,43 +65,37 @@ class Activation:
         return "saturated" if self.saturating else "dead"
 
 
+def _pointwise(name, saturating, phi, dphi, max_slope, color, moments=None) -> Activation:
+    """An entry for an activation torch has as ``torch.<name>`` with an in-place
+    ``torch.<name>_`` (its backward needs only its output), with the init its kind wants: Xavier
+    for a saturating one, Kaiming (He) for a rectifying one."""
+    init = "xavier" if saturating else "kaiming"
+    return Activation(name, saturating, init, f"torch.{name}", f"torch.{name}_", phi, dphi,
+                      max_slope, color, moments)  # fmt: skip
+
+
+def _sigmoid_slope(x):
+    return special.expit(x) * special.expit(-x)
+
+
+def _tanh_slope(x):
+    return 1.0 - np.tanh(x) ** 2
+
+
+def _relu(x):
+    return np.maximum(x, 0.0)
+
+
+def _relu_slope(x):
+    return (x > 0).astype(float)
+
+
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation(
-            "sigmoid",
-            saturating=True,
-            init="xavier",
-            torch="torch.sigmoid",
-            torch_inplace="torch.sigmoid_",
-            phi=special.expit,
-            dphi=lambda x: special.expit(x) * special.expit(-x),
-            max_slope=0.25,
-            color=3,
-        ),
-        Activation(
-            "tanh",
-            saturating=True,
-            init="xavier",
-            torch="torch.tanh",
-            torch_inplace="torch.tanh_",
-            phi=np.tanh,
-            dphi=lambda x: 1.0 - np.tanh(x) ** 2,
-            max_slope=1.0,
-            color=1,
-        ),
-        Activation(
-            "relu",
-            saturating=False,
-            init="kaiming",
-            torch="torch.relu",
-            torch_inplace="torch.relu_",
-            phi=lambda x: np.maximum(x, 0.0),
-            dphi=lambda x: (x > 0).astype(float),
-            max_slope=1.0,
-            color=0,
-            moments=_relu_moments,
-        ),
+        _pointwise("sigmoid", True, special.expit, _sigmoid_slope, max_slope=0.25, color=3),
+        _pointwise("tanh", True, np.tanh, _tanh_slope, max_slope=1.0, color=1),
+        _pointwise("relu", False, _relu, _relu_slope, 1.0, color=0, moments=_relu_moments),
         Activation(
             "gelu",
             saturating=False,

@@ -251,11 +251,10 @@ def judge_mechanism(t, grids, keys) -> dict:
         return OPPOSITE if significant and r["mean"] < 0 else NULL
 
     def train_line(r, m):
-        return (
-            f"{r['activation']}, depth {int(r['depth'])}: saturation_change {num(r['mean'])} "
-            f"[{num(r['ci_low'])}, {num(r['ci_high'])}], Holm p {num(r['p_holm'], 2)}; gradient "
-            f"ratio {'falls' if r['cell'] in falls else 'does not fall significantly'} {MARK[m]}"
-        )
+        ratio = "falls" if r["cell"] in falls else "does not fall significantly"
+        change = f"saturation_change {num(r['mean'])} [{num(r['ci_low'])}, {num(r['ci_high'])}]"
+        where = f"{r['activation']}, depth {int(r['depth'])}"
+        return f"{where}: {change}, Holm p {num(r['p_holm'], 2)}; gradient ratio {ratio} {MARK[m]}"
 
     parts.append(part("(c) saturation in training", sat, train_mark, train_line, cell_grid,
                       "p_t"))  # fmt: skip

@@ -22,20 +22,8 @@ from matplotlib.figure import Figure
 from vanishing import meanfield
 from vanishing.analysis.theory import CRITICAL
 from vanishing.inits import AUTO, hidden_scales, resolve_init
+from vanishing.report import plotting as pl
 from vanishing.report import profiles
-from vanishing.report.plotting import (
-    ACTIVATIONS,
-    MissingData,
-    add_legend,
-    bin_edges,
-    depth_axis,
-    facet_grid,
-    label_facets,
-    levels_of,
-    need_columns,
-    select_rows,
-    styled,
-)
 from vanishing.settings import parse_scale, parse_sigma_w2
 
 WEIGHTS = {"lecun": "Gaussian weights (lecun)", "orthogonal": "orthogonal weights"}
@@ -97,11 +85,11 @@ def _is_number(key: str) -> bool:
 
 
 def _sweep_rows(run_metrics: pd.DataFrame) -> pd.DataFrame:
-    need_columns(run_metrics, RUN_COLUMNS, "run_metrics")
-    runs = select_rows(run_metrics, norm="none", residual=False)
+    pl.need_columns(run_metrics, RUN_COLUMNS, "run_metrics")
+    runs = pl.select_rows(run_metrics, norm="none", residual=False)
     runs = runs[runs["sigma_w2"].astype(str) != AUTO]
     if runs.empty:
-        raise MissingData("run_metrics has no plain nets with a sigma_w2 setting")
+        raise pl.MissingData("run_metrics has no plain nets with a sigma_w2 setting")
     return runs.assign(key=runs["sigma_w2"].map(sw2_key))
 
 
@@ -146,7 +134,7 @@ def _draw_panel(ax, runs, selected, theory, a, init) -> dict[str, str]:
     return labels
 
 
-@styled
+@pl.styled
 def plot_criticality_sweep(
     run_metrics: pd.DataFrame, selected: pd.DataFrame, theory: pd.DataFrame
 ) -> Figure:
@@ -157,12 +145,12 @@ def plot_criticality_sweep(
     it; rows activation, columns Gaussian / orthogonal weights. Above 0 (shaded) the gradient
     grows toward the input: the chaotic side, chi* > 1."""
     runs = _sweep_rows(run_metrics)
-    need_columns(selected, ["cell", "depth", "log10_grad_ratio_init_mean"], "selected")
-    need_columns(theory, ["activation", "init_scheme", "depth", "sigma_w2",
+    pl.need_columns(selected, ["cell", "depth", "log10_grad_ratio_init_mean"], "selected")
+    pl.need_columns(theory, ["activation", "init_scheme", "depth", "sigma_w2",
                           "predicted_log10_ratio"], "theory")  # fmt: skip
-    acts = levels_of(runs["activation"], ACTIVATIONS)
-    weights = levels_of(runs["init"], tuple(WEIGHTS))
-    fig, axes = facet_grid(len(acts), len(weights), w=3.4, h=2.6, sharex=True, sharey=True)
+    acts = pl.levels_of(runs["activation"], pl.ACTIVATIONS)
+    weights = pl.levels_of(runs["init"], tuple(WEIGHTS))
+    fig, axes = pl.facet_grid(len(acts), len(weights), w=3.4, h=2.6, sharex=True, sharey=True)
     for (i, a), (j, init) in product(enumerate(acts), enumerate(weights)):
         ax = axes[i, j]
         ax.set_gid(f"{a}|{init}")
@@ -171,13 +159,13 @@ def plot_criticality_sweep(
             ax.set_visible(False)
             continue
         _draw_panel(ax, panel, selected, theory, a, init)
-        depth_axis(ax, levels_of(runs["depth"]))
+        pl.depth_axis(ax, pl.levels_of(runs["depth"]))
     low, high = axes[0, 0].get_ylim()
     high = max(high, 1.0)
     for ax in axes.flat:
         ax.axhspan(0.0, high, **CHAOTIC_SHADE, gid="chaotic side")
         ax.set_ylim(low, high)
-    label_facets(axes, acts, [WEIGHTS.get(w, w) for w in weights], "depth (hidden layers)",
+    pl.label_facets(axes, acts, [WEIGHTS.get(w, w) for w in weights], "depth (hidden layers)",
                  "log10 grad_ratio_init")  # fmt: skip
     entries = {
         "mean over seeds": dict(color="0.3", marker="o", ls="-"),
@@ -188,7 +176,7 @@ def plot_criticality_sweep(
         "grows toward the input\n(chaotic, chi > 1)": dict(color=CHAOTIC_SHADE["color"],
                                                            alpha=0.3, lw=8),
     }  # fmt: skip
-    add_legend(fig, entries, "plain nets, step 0")
+    pl.add_legend(fig, entries, "plain nets, step 0")
     fig.suptitle("Criticality: layer-1 / top gradient at step 0 against depth, per sigma_w2\n"
                  "(blue: ordered, chi < 1; black: critical; red: chaotic)")  # fmt: skip
     return fig
@@ -201,7 +189,7 @@ def trainable_depth(activation: str, sw2: np.ndarray, sb2: float) -> np.ndarray:
     return np.where(np.isfinite(y), y, np.nan)
 
 
-@styled
+@pl.styled
 def plot_phase_diagram(selected: pd.DataFrame) -> Figure:
     """Final test accuracy (mean over seeds at each cell's selected lr) of plain nets over
     (sigma_w2, depth), one panel per activation, with Schoenholz et al.'s trainable depth
@@ -209,13 +197,13 @@ def plot_phase_diagram(selected: pd.DataFrame) -> Figure:
     line is the critical sigma_w2, where xi_c is infinite."""
     cols = ["activation", "init", "depth", "width", "sigma_w2", "sigma_b2", "norm", "residual",
             "final_test_accuracy_mean"]  # fmt: skip
-    need_columns(selected, cols, "selected")
-    sel = select_rows(selected, norm="none", residual=False)
+    pl.need_columns(selected, cols, "selected")
+    sel = pl.select_rows(selected, norm="none", residual=False)
     sel = sel[sel["sigma_w2"].astype(str) != AUTO]
     if sel.empty:
-        raise MissingData("selected has no plain nets with a sigma_w2 setting")
-    acts = levels_of(sel["activation"], ACTIVATIONS)
-    fig, axes = facet_grid(1, len(acts), w=4.2, h=3.4, sharey=True)
+        raise pl.MissingData("selected has no plain nets with a sigma_w2 setting")
+    acts = pl.levels_of(sel["activation"], pl.ACTIVATIONS)
+    fig, axes = pl.facet_grid(1, len(acts), w=4.2, h=3.4, sharey=True)
     chance = 1.0 / sel["n_classes"].max() if "n_classes" in sel.columns else 0.0
     mesh = None
     for ax, a in zip(axes[0], acts, strict=True):
@@ -226,7 +214,7 @@ def plot_phase_diagram(selected: pd.DataFrame) -> Figure:
         sb2 = scale[0][1]
         z = rows.pivot(index="depth", columns="w", values="final_test_accuracy_mean")
         w, d = z.columns.to_numpy(dtype=float), z.index.to_numpy(dtype=float)
-        x_edges, y_edges = 10 ** bin_edges(np.log10(w)), 2 ** bin_edges(np.log2(d))
+        x_edges, y_edges = 10 ** pl.bin_edges(np.log10(w)), 2 ** pl.bin_edges(np.log2(d))
         mesh = ax.pcolormesh(x_edges, y_edges, z.to_numpy(), vmin=chance, vmax=1.0,
                              cmap="viridis", gid=a)  # fmt: skip
         for (yi, dv), (xi, wv) in product(enumerate(d), enumerate(w)):
@@ -251,7 +239,7 @@ def plot_phase_diagram(selected: pd.DataFrame) -> Figure:
     axes[0, 0].set_ylabel("depth (hidden layers)")
     fig.supxlabel("sigma_w2 (Var(W) x fan_in)", fontsize="medium")
     fig.colorbar(mesh, ax=list(axes.ravel()), label="final test accuracy\n(mean over seeds)")
-    add_legend(fig, {"6 xi_c (trainable depth)": dict(color="0.2", lw=2.2),
+    pl.add_legend(fig, {"6 xi_c (trainable depth)": dict(color="0.2", lw=2.2),
                      "critical sigma_w2 (chi = 1)": dict(color="0.2", ls=":")},
                "mean-field theory")  # fmt: skip
     fig.suptitle("Trainability phase diagram: test accuracy at the selected lr\n"
