@@ -466,6 +466,20 @@ def test_theory_decides_a_comparison_only_beyond_its_margin():
     assert comparison_theory(t, "main", "final_test_accuracy", 1)(row).outcome == ""
 
 
+def test_theory_is_found_whatever_type_a_csv_gave_a_boolean_setting():
+    """theory.csv reads `residual` as booleans; comparisons.csv, whose baseline and treatment
+    columns mix a factor's levels (True beside 'xavier' when init is a factor too), reads them as
+    text: a row's settings find their prediction either way, and not the other arm's."""
+    from vanishing.report.predictions import lookup
+
+    theory = pd.DataFrame({"residual": [False, True], "depth": [64, 64],
+                           "predicted_log10_ratio": [-37.0, 0.25]})  # fmt: skip
+    for plain, skip in ((False, True), ("False", "True"), (np.False_, np.True_)):
+        assert lookup(theory, {"residual": plain, "depth": 64.0})["predicted_log10_ratio"] == -37.0
+        assert lookup(theory, {"residual": skip, "depth": "64"})["predicted_log10_ratio"] == 0.25
+    assert lookup(theory, {"residual": "False", "depth": 32}) is None
+
+
 @pytest.mark.parametrize(("diff", "p", "expected"), [
     (-0.2, SIG, SUPPORTED), (0.2, SIG, CONTRADICTED), (-0.2, NS, INCONCLUSIVE)])  # fmt: skip
 def test_stuck_units_decide_6c_either_way(diff, p, expected):

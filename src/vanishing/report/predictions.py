@@ -47,7 +47,10 @@ SATURATION_SHARE = 0.5  # claim 4: saturation causes the decay if it accounts fo
 
 
 def _key(v) -> str:
-    """A setting's value as text that survives a CSV round trip (16, 16.0 and '16' agree)."""
+    """A setting's value as text that survives a CSV round trip (16, 16.0 and '16' agree; so
+    do True and 'True', which a column that mixes a factor's levels reads as text)."""
+    if isinstance(v, bool | np.bool_):
+        return str(bool(v)).lower()
     try:
         return f"{float(v):g}"
     except (TypeError, ValueError):
