@@ -34,8 +34,9 @@ def default_config() -> dict:
 
 @pytest.fixture(scope="session")
 def tiny_study(tmp_path_factory):
-    """The tiny study, run once for the session (test_browse, test_e2e) while its progress was
-    polled (``study.WatchedStudy``)."""
+    """The tiny study, run once for the session with the README's `make study` (test_browse,
+    test_e2e, test_failures' reference) while its progress was polled, a user browsed it and a
+    second study was tried beside it (``study.WatchedStudy``)."""
     from study import run_watched
 
     return run_watched(tmp_path_factory.mktemp("study"))
@@ -43,10 +44,10 @@ def tiny_study(tmp_path_factory):
 
 # `make test` runs on two pytest-xdist workers (--dist loadgroup), a test file at a time (its
 # module fixtures are made once); the files that use the session's one SLURM cluster share a
-# worker, and so do two of the three that use the session's tiny study (made once per worker
-# that asks for it).
+# worker, and so do the three that use the session's tiny study (made once per worker that asks
+# for it).
 SAME_WORKER = {"test_clusters": "slurm", "test_slurm_cluster": "slurm", "test_browse": "tiny",
-               "test_e2e": "tiny"}  # fmt: skip
+               "test_e2e": "tiny", "test_failures": "tiny"}  # fmt: skip
 
 
 def pytest_collection_modifyitems(items):

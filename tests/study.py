@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,34 +99,124 @@ def status_cli(workdir: Path) -> dict:
     return json.loads(out.stdout)
 
 
+def make_study(workdir: Path) -> list[str]:
+    """The README's command, on the tiny config, in ``workdir``."""
+    return ["make", "-C", str(REPO), "--no-print-directory", "study",
+            f"CONFIG={workdir / 'tiny.yaml'}", f"DIR={workdir}"]  # fmt: skip
+
+
+def start(workdir: Path) -> subprocess.Popen:
+    """`make study` in its own process group (as a terminal would start it), its output to
+    ``<workdir>.out`` beside the directory."""
+    out = open(workdir.parent / f"{workdir.name}.out", "ab")  # noqa: SIM115 - lives with the process
+    return subprocess.Popen(make_study(workdir), stdout=out, stderr=subprocess.STDOUT,
+                            env=snakemake_env(), start_new_session=True)  # fmt: skip
+
+
+def finish(workdir: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    """`make study` in ``workdir`` to its end, output captured."""
+    return subprocess.run(make_study(workdir), capture_output=True, text=True,
+                          env=snakemake_env(), timeout=timeout)  # fmt: skip
+
+
 @dataclass
 class WatchedStudy:
-    """A study run to its end while its progress was read from the files, as ``vanishing
-    status`` reads them: each snapshot is the number of DONE.json files just before, the status,
-    and the number just after; ``cli`` is one reading through the command line mid-study."""
+    """The session's tiny study: the README's `make study`, run to its end while
+
+    - its progress was read from the files, as ``vanishing status`` reads them: each snapshot
+      is the number of DONE.json files just before, the status, and the number just after;
+      ``cli`` is one reading through the command line mid-study;
+    - a second `make study` was started in the same directory once training had begun
+      (``second``: its output, seconds, and the PID and command line of the lock's holder);
+    - a user browsed it: ``mlflow ui`` on its store, searched again and again over REST
+      (``browsing["polls"]``), beside a reader holding one long read transaction
+      (``browsing["held"]``: the run count it saw each time, constant if it held its snapshot).
+    """
 
     workdir: Path
     out: subprocess.CompletedProcess
     snapshots: list[dict] = field(default_factory=list)
     cli: dict | None = None
+    second: dict = field(default_factory=dict)
+    browsing: dict = field(default_factory=dict)
+
+
+def browse_while(db: Path, study: str, finished: threading.Event, seen: dict) -> list:
+    """Start ``mlflow ui`` on ``db`` (as `make ui` does) and two threads until ``finished``: a
+    user searching the runs over REST every 0.5 s, and a reader with one long read transaction
+    (a snapshot of the store). Returns what to stop: the UI process and the threads."""
+    from vanishing.tracking.processes import free_port, start_ui
+
+    port = free_port()
+    ui = start_ui(f"sqlite:///{db}", port, db.parent / "ui.log")
+    seen.update(polls=0, held=[])
+
+    def poll():
+        uri = f"http://127.0.0.1:{port}"
+        exp = rest(uri, f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={study}")
+        body = {"experiment_ids": [exp["experiment"]["experiment_id"]], "max_results": 500}
+        while not finished.is_set():
+            rest(uri, "/api/2.0/mlflow/runs/search", body)
+            seen["polls"] += 1
+            time.sleep(0.5)
+
+    def hold():
+        con = sqlite3.connect(db, timeout=60)
+        con.execute("BEGIN")
+        while not finished.is_set():
+            seen["held"].append(con.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+            time.sleep(0.5)
+        con.rollback()
+        con.close()
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (poll, hold)]
+    for t in threads:
+        t.start()
+    return [ui, *threads]
+
+
+def rest(uri: str, path: str, body: dict | None = None) -> dict:
+    """One call of MLflow's REST API (GET, or POST with a JSON body)."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        uri + path, data=data, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def try_second_study(workdir: Path) -> dict:
+    """A second `make study` in ``workdir`` while the first trains: what it said, how long it
+    took, and who held the study's lock (PID and command line) when it was started."""
+    holder = (workdir / ".snakemake" / "vanishing-study.lock").read_text().split(",")[0]
+    cmdline = Path(f"/proc/{holder}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    t0 = time.monotonic()
+    second = finish(workdir, timeout=120)
+    return {"out": second, "seconds": time.monotonic() - t0, "holder": holder,
+            "holder_cmdline": cmdline}  # fmt: skip
 
 
 def run_watched(workdir: Path, timeout: float = 900, poll: float = 0.5) -> WatchedStudy:
-    """Run the tiny study in ``workdir`` (as ``make study`` runs snakemake: the default profile)
-    in the background and poll its progress until it ends."""
+    """Run the tiny study in ``workdir`` with the README's `make study` in the background, and
+    watch, browse and try a second study beside it (``WatchedStudy``) until it ends."""
     from vanishing.progress import study_status
+    from vanishing.tracking.processes import stop
 
     write_config(workdir)
-    log_out, log_err = workdir / "snakemake.out", workdir / "snakemake.err"
-    with open(log_out, "w") as o, open(log_err, "w") as e:
-        proc = subprocess.Popen(snakemake_cmd(workdir), stdout=o, stderr=e, env=snakemake_env(),
-                                start_new_session=True)  # fmt: skip
+    proc = start(workdir)
     watched = WatchedStudy(workdir, None)
-    deadline = time.monotonic() + timeout
+    finished, browsing = threading.Event(), []
+    t0, took = time.monotonic(), None
+    deadline = t0 + timeout
     try:
         while proc.poll() is None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the tiny study took more than {timeout} s")
+            # the store exists once the tracking rule wrote tracking.json (the UI must not be
+            # the first to create it)
+            if not browsing and (workdir / "results" / "tracking.json").exists():
+                db = workdir / "results" / "mlflow.db"
+                browsing = browse_while(db, TINY["study"], finished, watched.browsing)
             before = done_markers(workdir)
             st = study_status(workdir / "results").to_dict()
             after = done_markers(workdir)
@@ -134,17 +227,26 @@ def run_watched(workdir: Path, timeout: float = 900, poll: float = 0.5) -> Watch
             if watched.cli is None and 0 < before and after < N_CELLS:
                 watched.cli = {"before": before, "status": status_cli(workdir),
                                "after": done_markers(workdir)}  # fmt: skip
+            if not watched.second and list((workdir / "results" / "logs" / "train").glob("*")):
+                watched.second = try_second_study(workdir)
+                watched.second["first_alive"] = proc.poll() is None
             time.sleep(poll)
+        took = time.monotonic() - t0
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, 15)
             proc.wait(timeout=60)
-    watched.out = subprocess.CompletedProcess(proc.args, proc.returncode, log_out.read_text(),
-                                              log_err.read_text())  # fmt: skip
+        finished.set()
+        for b in browsing:
+            if isinstance(b, subprocess.Popen):
+                stop(b)
+            else:
+                b.join(timeout=30)
+    said = (workdir.parent / f"{workdir.name}.out").read_text()
+    watched.out = subprocess.CompletedProcess(proc.args, proc.returncode, said, "")
+    watched.browsing["took"] = took
     if proc.returncode != 0:
-        raise AssertionError(
-            f"snakemake failed:\n{watched.out.stdout[-4000:]}\n{watched.out.stderr[-6000:]}"
-        )
+        raise AssertionError(f"make study failed:\n{said[-8000:]}")
     return watched
 
 

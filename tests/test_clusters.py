@@ -7,14 +7,13 @@ import json
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO, snakemake_env
-from study import check_mlflow_runs, check_tables, snakemake, store_runs, write_config
+from study import check_mlflow_runs, check_tables, rest, snakemake, store_runs, write_config
 
 from vanishing.tracking.processes import free_port, stop, wait_healthy
 
@@ -68,15 +67,6 @@ def start_server(workdir: Path, port: int) -> subprocess.Popen:
     )
     wait_healthy(f"http://127.0.0.1:{port}", proc)
     return proc
-
-
-def rest(uri: str, path: str, body: dict | None = None) -> dict:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(
-        uri + path, data=data, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read())
 
 
 @pytest.fixture

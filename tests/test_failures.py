@@ -23,8 +23,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REPO, snakemake_env
-from study import N_CELLS, check_mlflow_runs, check_tables, store_runs, write_config
+from conftest import snakemake_env
+from study import (
+    N_CELLS,
+    check_mlflow_runs,
+    check_tables,
+    finish,
+    start,
+    store_runs,
+    write_config,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -32,24 +40,6 @@ pytestmark = pytest.mark.e2e
 # reference and a later study; within one study the code version is checked by the code)
 VARYING = ["mlflow_run_id", "train_seconds", "git_commit"]
 KEYS = ["cell", "lr", "seed"]
-
-
-def make_study(workdir: Path) -> list[str]:
-    """The README's command, on the tiny config, in ``workdir``."""
-    return ["make", "-C", str(REPO), "--no-print-directory", "study",
-            f"CONFIG={workdir / 'tiny.yaml'}", f"DIR={workdir}"]  # fmt: skip
-
-
-def start(workdir: Path) -> subprocess.Popen:
-    """`make study` in its own process group (as a terminal would start it), output to a file."""
-    out = open(workdir.parent / f"{workdir.name}.out", "ab")  # noqa: SIM115 - lives with the process
-    return subprocess.Popen(make_study(workdir), stdout=out, stderr=subprocess.STDOUT,
-                            env=snakemake_env(), start_new_session=True)  # fmt: skip
-
-
-def finish(workdir: Path, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(make_study(workdir), capture_output=True, text=True,
-                          env=snakemake_env(), timeout=timeout)  # fmt: skip
 
 
 def wait_for(what, desc: str, timeout: float = 300, every: float = 0.05):
@@ -117,27 +107,12 @@ def assert_same_numbers(workdir: Path, reference: Path, cells: list[str] | None 
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """An uninterrupted `make study`; while it trains, a second one in the same directory."""
-    workdir = tmp_path_factory.mktemp("reference")
-    write_config(workdir)
-    first = start(workdir)
-    try:
-        wait_for(lambda: list((workdir / "results" / "logs" / "train").glob("*.log")), "training")
-        holder = (workdir / ".snakemake" / "vanishing-study.lock").read_text().split(",")[0]
-        cmdline = Path(f"/proc/{holder}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        t0 = time.monotonic()
-        second = finish(workdir, timeout=120)
-        second_seconds = time.monotonic() - t0
-        assert first.poll() is None, "the first study ended before the second was started"
-        rc = first.wait(timeout=900)
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
-    said = (workdir.parent / f"{workdir.name}.out").read_text()
-    assert rc == 0, said[-6000:]
-    return workdir, {"out": second, "seconds": second_seconds, "holder": holder,
-                     "holder_cmdline": cmdline}  # fmt: skip
+def reference(tiny_study):
+    """The session's tiny study (``study.run_watched``): an uninterrupted `make study`; while
+    it trained, a second one in the same directory."""
+    second = tiny_study.second
+    assert second["first_alive"], "the first study ended before the second was started"
+    return tiny_study.workdir, second
 
 
 def test_the_reference_study_is_complete(reference):

@@ -264,6 +264,33 @@ def test_censored_arms_are_bounds_tested_by_ranks():
         assert "< 10^1 (5 of 5 seeds censored)" in line and "rank test" in line
 
 
+def test_claim_2_is_judged_at_the_deepest_depth_where_the_exact_test_can_reach_significance():
+    """Every row at the exact rank test's floor for 5 vs 5 seeds (2/252 = 0.0079) at depths 8,
+    16 and 32: judged on the 6 rows at depth 32, Holm lifts the floor to 0.048 and the claim
+    can hold; the shallower rows do not count, either way. Were all 18 rows judged, Holm would
+    lift it to 0.14 and no data could make one hold."""
+    floor = 2 / 252
+
+    def world(p_deepest, p_shallow, d_shallow=1):
+        parts = []
+        for depth, p, d in ((8, p_shallow, d_shallow), (16, p_shallow, d_shallow),
+                            (32, p_deepest, 1)):  # fmt: skip
+            t = world_2(1)["comparisons"].assign(depth=depth, p_welch=np.nan, p_rank=p,
+                                                 diff=2.0 * d)  # fmt: skip
+            parts.append(t)
+        return tables(comparisons=pd.concat(parts, ignore_index=True).to_dict("records"))
+
+    fields = judge(SPEC[2])(world(floor, floor), SPEC[2].grids, ())
+    assert fields["verdict"] == SUPPORTED and fields["data"].startswith("6 of 6 rows hold")
+    judged_rows = [ln for ln in fields["evidence"] if "log10_distance_ratio_final:" in ln]
+    assert len(judged_rows) == 6 and all("Holm p = 0.048" in ln for ln in judged_rows)
+    # the deepest rows decide: shallower rows contrary and significant change nothing ...
+    assert judge(SPEC[2])(world(floor, 1e-6, -1), SPEC[2].grids, ())["verdict"] == SUPPORTED
+    # ... and significant shallower rows do not rescue deepest rows at p = 0.5
+    assert judge(SPEC[2])(world(0.5, 1e-6), SPEC[2].grids, ())["verdict"] == INCONCLUSIVE
+    assert 18 * floor > 0.05 > 6 * floor
+
+
 def test_holm_runs_within_a_claim():
     """Four rows at raw p = 0.02 each: significant alone, not after Holm over the claim's rows
     (0.02 x 4 = 0.08); the rows of other claims do not count."""

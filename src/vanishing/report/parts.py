@@ -70,15 +70,20 @@ def _why(row: pd.Series) -> str:
     return f"; no test: {reason}" if isinstance(reason, str) and reason else ""
 
 
-def comparison_part(label, t, grids, family, metric, sign, keys, min_depth=DEEP, **where) -> Part:
+def comparison_part(label, t, grids, family, metric, sign, keys, min_depth=DEEP,
+                    deepest_only=False, **where) -> Part:  # fmt: skip
     """ "The difference (treatment - baseline) of ``metric`` has ``sign``" over the rows of
-    comparisons.csv of one family, in the first of ``grids`` the table has. The raw p is Welch's
-    (the permutation p where Welch is undefined); theory predicts the rows of a metric at init
-    (``report.predictions``)."""
+    comparisons.csv of one family, in the first of ``grids`` the table has (``deepest_only``:
+    only its rows at the sub-grid's largest depth). The raw p is the exact rank test's where
+    the table has one, else Welch's (the permutation p where Welch is undefined); theory
+    predicts the rows of a metric at init (``report.predictions``)."""
     from vanishing.report.predictions import comparison_theory  # it reads evidence too
 
     grid = choose_grid(t["comparisons"], grids)
     table = rows(t["comparisons"], grid, min_depth, family=family, metric=metric, **where)
+    if deepest_only and len(table):
+        depth = pd.to_numeric(table["depth"], errors="coerce")
+        table = table[depth == depth.max()]
     if len(table):
         rank = table["p_rank"] if "p_rank" in table else np.nan
         table = table.assign(p_raw=pd.Series(rank, index=table.index).fillna(table["p_welch"])
