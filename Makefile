@@ -66,7 +66,8 @@ ui: $(VENV)/.installed
 	@$(BIN)/python -c "import json; t = json.load(open('results/tracking.json')); print( \
 	  f'Open http://127.0.0.1:5000/#/experiments/{t[\"experiment_id\"]}?workflowType=machine_learning')" \
 	  2>/dev/null || echo "Open http://127.0.0.1:5000 (no results/tracking.json yet)"
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///results/mlflow.db --host 127.0.0.1 --port 5000
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
+	  $(BIN)/mlflow ui --backend-store-uri sqlite:///results/mlflow.db --host 127.0.0.1 --port 5000
 
 # Screenshots of the study's MLflow UI, as a user browses it, into docs/screenshots/ (docs/browsing.md,
 # "Browsing results"): starts its own `mlflow ui` on a free port and drives Chromium.

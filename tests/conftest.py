@@ -50,6 +50,7 @@ SAME_WORKER = {"test_clusters": "slurm", "test_slurm_cluster": "slurm", "test_br
                "test_e2e": "tiny", "test_failures": "tiny"}  # fmt: skip
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into node ids
 def pytest_collection_modifyitems(items):
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1]

@@ -75,6 +75,24 @@ def seen(ui, browsed):
     return screenshots.walk(base, uri, study, out)
 
 
+def test_the_ui_starts_no_genai_job_runners(ui):
+    """`mlflow ui` as this project starts it (NO_SERVER_JOBS) runs its web server and nothing
+    of MLflow's GenAI job execution: no huey task consumer or job runner in its process group
+    (left on, MLflow 3 starts eight such Python processes beside every server)."""
+    _, _, proc = ui
+    group = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pgid = int(stat.read_text().rsplit(")", 1)[1].split()[2])
+            cmd = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError, IndexError):
+            continue
+        if pgid == proc.pid:
+            group.append(cmd)
+    assert any("uvicorn" in c or "mlflow" in c for c in group), group
+    assert not [c for c in group if "huey" in c or "_job_runner" in c], group
+
+
 def test_the_experiment_opens_on_its_runs(seen):
     exp = seen["experiment"]
     assert exp["runs_heading"] and not exp["genai_overview"] and exp["description"]

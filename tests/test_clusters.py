@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import pytest
 from conftest import REPO, snakemake_env
 from study import check_mlflow_runs, check_tables, rest, snakemake, store_runs, write_config
 
-from vanishing.tracking.processes import free_port, stop, wait_healthy
+from vanishing.tracking.processes import NO_SERVER_JOBS, free_port, stop, wait_healthy
 
 pytestmark = pytest.mark.e2e
 
@@ -64,6 +65,7 @@ def start_server(workdir: Path, port: int) -> subprocess.Popen:
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        env={**os.environ, **NO_SERVER_JOBS},
     )
     wait_healthy(f"http://127.0.0.1:{port}", proc)
     return proc

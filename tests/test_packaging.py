@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import tomllib
 
+import pytest
 import yaml
 from conftest import REPO, SCHEMA, validated
 
@@ -82,3 +83,13 @@ def test_config_readme_names_every_key_and_its_examples_are_valid():
     for block in blocks:
         cfg = validated(apply_design({**default, **block}, block))
         assert len(expand_jobs(cfg)) >= 2
+
+
+def test_a_test_file_is_one_xdist_group(request):
+    """Under `make test` (pytest-xdist, --dist loadgroup) each test file is one group, so that
+    its module fixtures (a study each, in the end-to-end files) are made once, on one worker: the
+    node id carries the group xdist schedules by. (Marked after xdist had read the groups, the
+    files were spread over both workers and each made its studies twice.)"""
+    if not hasattr(request.config, "workerinput"):
+        pytest.skip("not under pytest-xdist")
+    assert request.node.nodeid.endswith("@test_packaging"), request.node.nodeid

@@ -26,6 +26,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from vanishing.tracking.processes import NO_SERVER_JOBS
+
 ADMIN_VARS = ("MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD")
 MIN_PASSWORD = 12  # mlflow.utils.validation._validate_password
 AUTH_INI = """\
@@ -96,6 +98,6 @@ def serve(store: Path, host: str, port: int, allowed_hosts: str, extra: list[str
            "--artifacts-destination", str(store / "mlartifacts"), "--host", host,
            "--port", str(port), "--allowed-hosts", with_port(allowed_hosts, port),
            *extra]  # fmt: skip
-    env = {"MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(32), **os.environ,
-           "MLFLOW_AUTH_CONFIG_PATH": str(ini)}  # fmt: skip
+    env = {"MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(32), **NO_SERVER_JOBS,
+           **os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(ini)}  # fmt: skip
     os.execve(mlflow, cmd, env)
