@@ -11,6 +11,7 @@ from scipy.special import expit
 
 from vanishing.analysis.time_profiles import predicted_factors, time_fits, time_runs
 from vanishing.report.claims_time import judge_time_decay, judge_time_gated, judge_time_saturation
+from vanishing.report.evidence import num
 from vanishing.settings import BY_NAME, CELL_KEYS
 
 RNG = np.random.default_rng(0)
@@ -92,12 +93,15 @@ def test_decay_claim_both_ways():
     assert relu["verdict"] == "not tested"  # the claim is about saturating activations
 
 
-def init_runs(tanh_slope: float, relu_slope: float) -> pd.DataFrame:
+def init_runs(tanh_slope: float, relu_slope: float, predicted=(0.1, 0.1)) -> pd.DataFrame:
+    """Elman tanh and relu nets at chi 0.5, measured at the given decades per step, theory's
+    rates ``predicted`` (tanh, relu): equal by default, so theory expects no effect."""
     rows = []
-    for act, sw2, slope in (("tanh", 0.5, tanh_slope), ("relu", 1.0, relu_slope)):
+    for act, sw2, slope, pred in (("tanh", 0.5, tanh_slope, predicted[0]),
+                                  ("relu", 1.0, relu_slope, predicted[1])):  # fmt: skip
         for seed in range(5):
             rows.append({**settings(activation=act, sigma_w2=sw2), "seed": seed, "stage": "init",
-                         "time_slope": slope + RNG.normal(0, 0.005), "predicted_slope": slope,
+                         "time_slope": slope + RNG.normal(0, 0.005), "predicted_slope": pred,
                          "grid": "recurrent_profile"})  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -110,6 +114,22 @@ def test_saturation_claim_both_ways():
     assert against["verdict"] == "contradicted"
     null = judge_time_saturation({"time_runs": init_runs(0.15, 0.15)}, grids, ())
     assert null["verdict"] == "inconclusive"
+
+
+def test_saturation_pairs_theory_decides_are_foregone():
+    """Theory's rates 0.2 vs 0.15 decades per step at T apart by 0.05 x (T - 8) decades, 0.25 or
+    more: theory decides the pair before the data (foregone), and says so beside it; the data
+    agreeing or not does not make it evidence."""
+    grids = ("recurrent_profile",)
+    decided = judge_time_saturation({"time_runs": init_runs(0.2, 0.15, (0.2, 0.15))}, grids, ())
+    assert decided["verdict"] == "foregone", decided["verdict"]
+    (row,) = [e for e in decided["evidence"] if e.startswith("(a) matched chi cmudict")]
+    T = int(settings()["seq_len"])
+    assert f"tanh 0.2 vs relu 0.15 decades per step, {num(0.05 * (T - 8))} decades apart" in row
+    assert "*as theory predicts*" in row and "(theory decides this row)" in row
+    # 0.01 per step apart: within the margin, theory expects no effect and the row stays open
+    open_row = judge_time_saturation({"time_runs": init_runs(0.2, 0.15, (0.11, 0.1))}, grids, ())
+    assert open_row["verdict"] == "supported"
 
 
 def final_runs(gated_slope, tanh_slope, gated_acc, tanh_acc) -> pd.DataFrame:

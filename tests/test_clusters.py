@@ -85,15 +85,53 @@ def search_runs(uri: str, study: str) -> list[dict]:
     return rest(uri, "/api/2.0/mlflow/runs/search", body).get("runs", [])
 
 
-def test_tiny_study_against_a_tracking_server(server, tmp_path):
-    uri, _, _ = server
+def test_unreachable_server_fails_at_once_naming_the_uri(tmp_path):
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     write_config(tmp_path)
     env = {**snakemake_env(), "MLFLOW_TRACKING_URI": uri}
-    snakemake(tmp_path, "--cores", "2", env=env)
-    runs = check_tables(tmp_path / "results")
-    found = search_runs(uri, "tiny")
-    check_mlflow_runs(found, runs)
-    assert not (tmp_path / "results" / "mlflow.db").exists()  # nothing went to the default store
+    t0 = time.monotonic()
+    with pytest.raises(AssertionError) as err:
+        snakemake(tmp_path, "--cores", "2", env=env)
+    assert time.monotonic() - t0 < 90
+    assert uri in str(err.value) and "unreachable" in str(err.value)
+    assert not (tmp_path / "results" / "runs").exists()  # no training started
+
+
+def test_tiny_study_through_a_server_that_drops_mid_study(server, tmp_path):
+    """The tiny study against a real `mlflow server`, which goes away after the study started:
+    training fails clearly after bounded retries; when the server is back (same store, same
+    port) the same command finishes, and the outputs and the store are those of a local run:
+    the tables' contract, one FINISHED run per replica on the server and nothing in the default
+    store, a replica's metric histories in order, its profile image through the server's
+    artifact proxy."""
+    uri, proc, port = server
+    write_config(tmp_path)
+    env = {
+        **snakemake_env(),
+        "MLFLOW_TRACKING_URI": uri,
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    }
+    snakemake(tmp_path, "--cores", "1", "--until", "tracking", env=env)
+    stop(proc)
+    job = "activation~relu_residual~false"  # one training job is enough to see it fail
+    with pytest.raises(AssertionError):
+        snakemake(tmp_path, "--cores", "1", f"results/jobs/{job}.json", env=env, timeout=300)
+    log = (tmp_path / "results" / "logs" / "train" / f"{job}.log").read_text()
+    assert "failed" in log and ("Max retries exceeded" in log or "Connection refused" in log)
+    restarted = start_server(tmp_path, port)  # same store, same port
+    try:
+        snakemake(tmp_path, "--cores", "2", env=env)
+        check_server_study(uri, tmp_path)
+    finally:
+        stop(restarted)
+
+
+def check_server_study(uri: str, workdir: Path) -> None:
+    """What a study through the tracking server at ``uri`` must leave (see the test above)."""
+    runs = check_tables(workdir / "results")
+    check_mlflow_runs(search_runs(uri, "tiny"), runs)
+    assert not (workdir / "results" / "mlflow.db").exists()  # nothing went to the default store
     one = runs.iloc[0]
     hist = rest(
         uri,
@@ -105,7 +143,7 @@ def test_tiny_study_against_a_tracking_server(server, tmp_path):
         f"/api/2.0/mlflow/metrics/get-history?run_id={one['mlflow_run_id']}"
         "&metric_key=log10_grad_preact_rms/first_layer",
     )["metrics"]
-    layers = pd.read_csv(tmp_path / "results" / "tables" / "layer_gradients.csv")
+    layers = pd.read_csv(workdir / "results" / "tables" / "layer_gradients.csv")
     mine = layers[
         (layers["cell"] == one["cell"])
         & (layers["lr"] == one["lr"])
@@ -120,47 +158,3 @@ def test_tiny_study_against_a_tracking_server(server, tmp_path):
     # the replica's profile image went through the server's artifact proxy
     arts = rest(uri, f"/api/2.0/mlflow/artifacts/list?run_id={one['mlflow_run_id']}")
     assert {"gradient_profile.png", "layer_gradients.csv"} <= {f["path"] for f in arts["files"]}
-
-
-def test_unreachable_server_fails_at_once_naming_the_uri(tmp_path):
-    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    write_config(tmp_path)
-    env = {**snakemake_env(), "MLFLOW_TRACKING_URI": uri}
-    t0 = time.monotonic()
-    with pytest.raises(AssertionError) as err:
-        snakemake(tmp_path, "--cores", "2", env=env)
-    assert time.monotonic() - t0 < 90
-    assert uri in str(err.value) and "unreachable" in str(err.value)
-    assert not (tmp_path / "results" / "runs").exists()  # no training started
-
-
-def test_server_dropping_mid_study_fails_the_job_then_a_rerun_completes(server, tmp_path):
-    """The server goes away after the study started: training jobs fail clearly after bounded
-    retries; when it is back, a rerun finishes and every run appears exactly once."""
-    uri, proc, port = server
-    write_config(
-        tmp_path,
-        grid={"activation": ["relu"], "depth": [2, 6], "norm": ["none"], "residual": [False]},
-    )
-    env = {
-        **snakemake_env(),
-        "MLFLOW_TRACKING_URI": uri,
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    }
-    snakemake(tmp_path, "--cores", "1", "--until", "tracking", env=env)
-    stop(proc)
-    with pytest.raises(AssertionError):
-        snakemake(tmp_path, "--cores", "1", env=env, timeout=300)
-    log = (
-        tmp_path / "results" / "logs" / "train" / "activation~relu_residual~false.log"
-    ).read_text()
-    assert "failed" in log and ("Max retries exceeded" in log or "Connection refused" in log)
-    restarted = start_server(tmp_path, port)  # same store, same port
-    try:
-        snakemake(tmp_path, "--cores", "1", env=env)
-        runs = pd.read_csv(tmp_path / "results" / "tables" / "runs.csv")
-        assert len(runs) == 2 * 2 * 2
-        check_mlflow_runs(search_runs(uri, "tiny"), runs)
-    finally:
-        stop(restarted)

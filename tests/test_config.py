@@ -116,7 +116,9 @@ def test_default_study_expands_into_balanced_jobs(default_config):
     assert {c.model.block for c in mlp_skips if "blocks" not in c.grids} == {"pre"}
     assert {c.model.block for c in by_grid["conv"] if c.model.residual} == {"post"}
     # the recurrent nets' sub-grids, in jobs of their own
-    assert len(by_grid["recurrent_profile"]) == 4 * 3 * 3 and len(by_grid["recurrent"]) == 2 * 3
+    # two tasks (cmudict and the adding control) x T x activations (x sigma_w2) or archs
+    assert len(by_grid["recurrent_profile"]) == 2 * 4 * 3 * 3
+    assert len(by_grid["recurrent"]) == 2 * 2 * 3
     assert {c.model.arch for c in by_grid["main"]} == {"mlp"}
     assert {c.data.seq_len for c in by_grid["main"]} == {0}
     # issue 16's sub-grids: adam_eps only splits adam cells; named sigma_w2 points resolve

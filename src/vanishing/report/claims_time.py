@@ -22,12 +22,16 @@ from vanishing.report.evidence import (
     MARK,
     NULL,
     OPPOSITE,
+    THEORY_MARGIN,
+    Prediction,
     choose_grid,
     judged,
     num,
+    outside,
     part,
     rows,
 )
+from vanishing.training.sequences import WINDOW
 
 SEVERAL = 3.0  # "several times smaller": the gated net's slope at most a third of tanh's
 CHANCE_MARGIN = 0.1  # a net "learned" if its mean test accuracy beats chance by more than this
@@ -65,7 +69,10 @@ def judge_time_decay(t, grids, keys) -> dict:
         fits = fits[fits["shape"].fillna("").astype(str) != ""]
     decisive = "; ".join(f"{r.activation} (sigma_w2 {r.sigma_w2}): {r.shape}"
                          for r in fits.itertuples())  # fmt: skip
-    return judged([part("(a) shape in T", fits, mark, line, grid)], decisive,
+    shape = outside("mean-field theory through time gives the rate printed beside the fit, not "
+                    "the shape of the fall in T")  # fmt: skip
+    return judged([part("(a) shape in T", fits, mark, line, grid, theory=lambda r: shape)],
+                  decisive,
                   "no Elman nets with a saturating activation at three or more T")  # fmt: skip
 
 
@@ -95,6 +102,24 @@ def matched_pairs(init: pd.DataFrame) -> pd.DataFrame:
     return pairs
 
 
+def pair_theory(r: pd.Series) -> Prediction:
+    """Claim 13's theory for a pair, from its settings alone: mean-field theory through time
+    gives each net's decades lost per step at step 0 (``tanh_predicted``, ``relu_predicted``);
+    over the T - 8 steps from the loss back to the label's information their difference adds
+    up. Theory decides the pair when that is at least ``THEORY_MARGIN`` decades (tanh worse:
+    the claim's effect; relu worse: its contrary) and expects no effect below it."""
+    rate_tanh, rate_relu = r["tanh_predicted"], r["relu_predicted"]
+    steps = int(r["seq_len"]) - WINDOW
+    gap = (rate_tanh - rate_relu) * steps
+    if not np.isfinite(gap):
+        return outside("no mean-field prediction through time for these settings")
+    text = (f"tanh {num(rate_tanh)} vs relu {num(rate_relu)} decades per step, {num(gap)} decades "
+            f"apart over the {steps} steps")  # fmt: skip
+    if abs(gap) < THEORY_MARGIN:
+        return Prediction(NULL, f"{text} (within {THEORY_MARGIN} decades: no effect)")
+    return Prediction(HOLDS if gap > 0 else OPPOSITE, text)
+
+
 def judge_time_saturation(t, grids, keys) -> dict:
     """Claim 13. Elman nets at step 0, tanh against relu at the same chi at the zero state
     (tanh at sigma_w2 = s, relu at 2 s): the tanh net's gradient falls faster going back in
@@ -121,7 +146,7 @@ def judge_time_saturation(t, grids, keys) -> dict:
             f"{r['n'][0]} vs {r['n'][1]} seeds {MARK[m]}"
         )
 
-    p = part("(a) matched chi", pairs, mark, line, grid)
+    p = part("(a) matched chi", pairs, mark, line, grid, theory=pair_theory)
     decisive = ""
     if len(pairs):
         r = pairs.loc[pairs["seq_len"].idxmax()]
