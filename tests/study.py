@@ -185,11 +185,32 @@ def rest(uri: str, path: str, body: dict | None = None) -> dict:
         return json.loads(r.read())
 
 
+def alive_in_group(pgid: int) -> list[int]:
+    """PIDs of the processes in process group ``pgid`` that are not zombies (/proc/PID/stat)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def command_line(pid: int) -> str:
+    """Process ``pid``'s command line, its arguments joined by spaces ('' once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 def try_second_study(workdir: Path) -> dict:
     """A second `make study` in ``workdir`` while the first trains: what it said, how long it
     took, and who held the study's lock (PID and command line) when it was started."""
     holder = (workdir / ".snakemake" / "vanishing-study.lock").read_text().split(",")[0]
-    cmdline = Path(f"/proc/{holder}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    cmdline = command_line(int(holder))
     t0 = time.monotonic()
     second = finish(workdir, timeout=120)
     return {"out": second, "seconds": time.monotonic() - t0, "holder": holder,

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import REPO, snakemake_env
-from study import N_CELLS, N_LRS, N_RUNS, N_SEEDS
+from study import N_CELLS, N_LRS, N_RUNS, N_SEEDS, alive_in_group, command_line
 
 from vanishing.tracking.processes import free_port, start_ui, stop
 
@@ -80,15 +80,7 @@ def test_the_ui_starts_no_genai_job_runners(ui):
     of MLflow's GenAI job execution: no huey task consumer or job runner in its process group
     (left on, MLflow 3 starts eight such Python processes beside every server)."""
     _, _, proc = ui
-    group = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            pgid = int(stat.read_text().rsplit(")", 1)[1].split()[2])
-            cmd = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, ValueError, IndexError):
-            continue
-        if pgid == proc.pid:
-            group.append(cmd)
+    group = [command_line(pid) for pid in alive_in_group(proc.pid)]
     assert any("uvicorn" in c or "mlflow" in c for c in group), group
     assert not [c for c in group if "huey" in c or "_job_runner" in c], group
 

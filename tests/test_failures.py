@@ -26,6 +26,7 @@ import pytest
 from conftest import snakemake_env
 from study import (
     N_CELLS,
+    alive_in_group,
     check_mlflow_runs,
     check_tables,
     finish,
@@ -50,19 +51,6 @@ def wait_for(what, desc: str, timeout: float = 300, every: float = 0.05):
             return got
         time.sleep(every)
     raise TimeoutError(f"waited {timeout} s for {desc}")
-
-
-def alive_in_group(pgid: int) -> list[int]:
-    """PIDs of the processes in process group ``pgid`` that are not zombies (/proc/PID/stat)."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            pids.append(int(stat.parent.name))
-    return pids
 
 
 def done_cells(workdir: Path) -> list[Path]:

@@ -147,7 +147,7 @@ def plot_criticality_sweep(
     runs = _sweep_rows(run_metrics)
     pl.need_columns(selected, ["cell", "depth", "log10_grad_ratio_init_mean"], "selected")
     pl.need_columns(theory, ["activation", "init_scheme", "depth", "sigma_w2",
-                          "predicted_log10_ratio"], "theory")  # fmt: skip
+                             "predicted_log10_ratio"], "theory")  # fmt: skip
     acts = pl.levels_of(runs["activation"], pl.ACTIVATIONS)
     weights = pl.levels_of(runs["init"], tuple(WEIGHTS))
     fig, axes = pl.facet_grid(len(acts), len(weights), w=3.4, h=2.6, sharex=True, sharey=True)
@@ -166,7 +166,7 @@ def plot_criticality_sweep(
         ax.axhspan(0.0, high, **CHAOTIC_SHADE, gid="chaotic side")
         ax.set_ylim(low, high)
     pl.label_facets(axes, acts, [WEIGHTS.get(w, w) for w in weights], "depth (hidden layers)",
-                 "log10 grad_ratio_init")  # fmt: skip
+                    "log10 grad_ratio_init")  # fmt: skip
     entries = {
         "mean over seeds": dict(color="0.3", marker="o", ls="-"),
         "mean-field theory": dict(color="0.3", ls="--"),
@@ -240,8 +240,8 @@ def plot_phase_diagram(selected: pd.DataFrame) -> Figure:
     fig.supxlabel("sigma_w2 (Var(W) x fan_in)", fontsize="medium")
     fig.colorbar(mesh, ax=list(axes.ravel()), label="final test accuracy\n(mean over seeds)")
     pl.add_legend(fig, {"6 xi_c (trainable depth)": dict(color="0.2", lw=2.2),
-                     "critical sigma_w2 (chi = 1)": dict(color="0.2", ls=":")},
-               "mean-field theory")  # fmt: skip
+                        "critical sigma_w2 (chi = 1)": dict(color="0.2", ls=":")},
+                  "mean-field theory")  # fmt: skip
     fig.suptitle("Trainability phase diagram: test accuracy at the selected lr\n"
                  "against Schoenholz et al.'s trainable depth 6 xi_c")  # fmt: skip
     return fig
