@@ -33,8 +33,12 @@ TINY = {
     },
     "seeds": [0, 1],
     "train": {"lr": [0.01, 0.1], "epochs": 2, "probe_every": 10},
+    # two training jobs (one per activation) of 8 cells: a job's start (imports) costs more CPU
+    # than its cells' training, and two jobs keep this machine's two cores busy
+    "pack": ["depth", "norm", "residual"],
 }
 N_CELLS, N_LRS, N_SEEDS = 16, 2, 2
+JOBS = ("activation~relu", "activation~sigmoid")
 N_RUNS = N_CELLS * N_LRS * N_SEEDS
 
 

@@ -14,7 +14,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO, snakemake_env
-from study import check_mlflow_runs, check_tables, rest, snakemake, store_runs, write_config
+from study import (
+    JOBS,
+    check_mlflow_runs,
+    check_tables,
+    rest,
+    snakemake,
+    store_runs,
+    write_config,
+)
 
 from vanishing.tracking.processes import NO_SERVER_JOBS, free_port, stop, wait_healthy
 
@@ -37,12 +45,12 @@ def test_tiny_study_on_slurm(slurm_cluster, tmp_path):
         env=env,
     )
     said = out.stdout + out.stderr
-    assert said.count("Job ") >= 4 and "SLURM" in said
+    assert said.count("Job ") >= len(JOBS) and "SLURM" in said
     runs = check_tables(tmp_path / "results")
     check_mlflow_runs(store_runs(tmp_path), runs)
     # every training job ran inside a SLURM allocation (its manifest records the job id)
     jobs = [json.loads(p.read_text()) for p in (tmp_path / "results" / "jobs").glob("*.json")]
-    assert len(jobs) == 4 and all(j["slurm_job_id"] for j in jobs)
+    assert len(jobs) == len(JOBS) and all(j["slurm_job_id"] for j in jobs)
 
 
 def start_server(workdir: Path, port: int) -> subprocess.Popen:
@@ -114,7 +122,7 @@ def test_tiny_study_through_a_server_that_drops_mid_study(server, tmp_path):
     }
     snakemake(tmp_path, "--cores", "1", "--until", "tracking", env=env)
     stop(proc)
-    job = "activation~relu_residual~false"  # one training job is enough to see it fail
+    job = JOBS[0]  # one training job is enough to see it fail
     with pytest.raises(AssertionError):
         snakemake(tmp_path, "--cores", "1", f"results/jobs/{job}.json", env=env, timeout=300)
     log = (tmp_path / "results" / "logs" / "train" / f"{job}.log").read_text()

@@ -98,7 +98,7 @@ def test_a_one_seed_study_finishes_and_says_what_it_cannot_test(tmp_path):
     figure and FINDINGS are written; comparisons have no p-values and say why."""
     grid = {"activation": ["sigmoid", "relu"], "depth": [2, 8], "norm": ["none"],
             "residual": [False]}  # fmt: skip
-    write_config(tmp_path, {**TINY, "grid": grid, "seeds": [3]})
+    write_config(tmp_path, {**TINY, "grid": grid, "seeds": [3], "pack": ["activation", "depth"]})
     snakemake(tmp_path)
     results = tmp_path / "results"
     comp = pd.read_csv(results / "tables" / "comparisons.csv")

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from study import (
+    JOBS,
+    N_CELLS,
     N_RUNS,
     check_mlflow_runs,
     check_tables,
@@ -173,7 +175,7 @@ def test_report_opens_on_the_findings_and_is_attached_to_the_study_run(study):
         assert f.category in html and f.subcategory in html and f"{f.name}.png" in html, f.name
     assert "train_jobs.csv" in html
     jobs = pd.read_csv(workdir / "results" / "tables" / "train_jobs.csv")
-    assert len(jobs) == 4 and (jobs["cells"] == 4).all()
+    assert len(jobs) == len(JOBS) and (jobs["cells"] == N_CELLS // len(JOBS)).all()
     assert (jobs["seconds"] > 0).all() and (jobs["max_rss_mb"] > 100).all()
     assert (jobs["seconds"] >= jobs["fit_seconds"]).all()
     from mlflow import MlflowClient
@@ -189,8 +191,8 @@ def test_status_while_the_study_ran(tiny_study):
     files showed (between the DONE.json files counted just before and just after), saw jobs
     mid-cell with their step and live replicas, and estimated the time left."""
     snaps = tiny_study.snapshots
-    # the plan files appear one job (4 cells) at a time before training starts
-    assert {s["status"]["cells"] for s in snaps} <= {4, 8, 12, 16}
+    # the plan files appear one job (8 cells) at a time before training starts
+    assert {s["status"]["cells"] for s in snaps} <= {8, 16}
     assert all(s["status"]["cells"] == 16 for s in snaps if s["status"]["done"])
     for s in snaps:
         assert s["before"] <= s["status"]["done"] <= s["after"]
@@ -227,24 +229,24 @@ def test_training_logs_show_progress_every_few_seconds_at_most(study):
 
 
 def test_resume_retrains_only_what_is_missing(study):
-    """The state a study is in when a training job was killed after its first cell: the job
-    wrote no manifest, its second cell no DONE.json, and nothing downstream ran. The rerun trains
-    the cut-off cell and the cells after it, skips the first, and the store still has exactly
+    """The state a study is in when a training job was killed inside its next-to-last cell: the
+    job wrote no manifest, that cell no DONE.json, and nothing downstream ran. The rerun trains
+    the cut-off cell and the one after it, skips the others, and the store still has exactly
     one FINISHED run per (cell, lr, seed)."""
     workdir, _ = study
     results = workdir / "results"
-    job = results / "jobs" / "activation~relu_residual~true.json"
+    job = results / "jobs" / f"{JOBS[0]}.json"
     cells = [c["dir"] for c in json.loads(job.read_text())["cells"]]
     job.unlink()
-    for later in cells[1:]:
+    for later in cells[-2:]:
         (workdir / later / "DONE.json").unlink()
     for table in (results / "tables").glob("*"):
         table.unlink()
-    cut = workdir / cells[1]
+    cut = workdir / cells[-2]
     before = pd.read_csv(cut / "runs.csv")
     snakemake(workdir, "--cores", "2")
-    log = (results / "logs" / "train" / "activation~relu_residual~true.log").read_text()
-    assert log.count("already done, skipped") == 1
+    log = (results / "logs" / "train" / f"{JOBS[0]}.log").read_text()
+    assert log.count("already done, skipped") == len(cells) - 2
     assert f"{cut.name}: training" in log
     after = pd.read_csv(cut / "runs.csv")
     pd.testing.assert_series_equal(before["final_test_accuracy"], after["final_test_accuracy"])
@@ -267,6 +269,7 @@ def test_residual_scale_axis_end_to_end(tmp_path):
         },
         seeds=[0, 1],
         train={"lr": [0.01], "epochs": 1, "probe_every": 10},
+        pack=["residual_scale"],  # one training job
     )
     snakemake(tmp_path)
     tables = tmp_path / "results" / "tables"

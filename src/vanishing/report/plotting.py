@@ -227,8 +227,11 @@ def depth_colors(depths) -> dict:
 
 
 def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
-    """Write ``{name}.png`` (dpi ``DPI``) and ``{name}.pdf`` into out_dir; return both paths."""
-    paths = [Path(out_dir) / f"{name}.{ext}" for ext in ("png", "pdf")]
-    for p in paths:
-        fig.savefig(p, dpi=DPI)
-    return paths
+    """Write ``{name}.png`` (dpi ``DPI``) and ``{name}.pdf`` into out_dir; return both paths. The
+    constrained layout is solved once, for the PNG; the PDF keeps the axes where it put them
+    (solving it again costs as much as drawing the PDF)."""
+    png, pdf = (Path(out_dir) / f"{name}.{ext}" for ext in ("png", "pdf"))
+    fig.savefig(png, dpi=DPI)
+    fig.set_layout_engine("none")
+    fig.savefig(pdf, dpi=DPI)
+    return [png, pdf]
