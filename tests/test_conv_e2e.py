@@ -26,7 +26,7 @@ CONV = {
         "main": {"activation": ["relu"], "depth": [8], "norm": ["none", "batch"],
                  "residual": [False], "width": [16]},  # MLPs beside them (claims 9 and 10)
     },
-    "pack": ["depth", "norm"],
+    "pack": ["depth", "norm", "residual", "block", "width"],  # two jobs: the conv nets, the MLPs
 }  # fmt: skip
 
 
@@ -34,7 +34,8 @@ CONV = {
 def results(tmp_path_factory):
     work = tmp_path_factory.mktemp("conv")
     (work / "tiny.yaml").write_text(yaml.safe_dump(CONV))
-    snakemake(work, "--cores", "2", "--workflow-profile", "none", timeout=1200)
+    snakemake(work, "--cores", "2", "--workflow-profile", "none", "--force-use-threads",
+              timeout=1200)  # fmt: skip
     return work / "results"
 
 
