@@ -42,7 +42,7 @@ dry-run: $(VENV)/.installed
 test: $(VENV)/.installed $(CHROMIUM)
 	$(BIN)/python -m pytest -q -ra -n 2 --dist loadgroup
 
-# Unit tests only (no Snakefile runs, no SLURM, no servers): under a minute.
+# Unit tests only (no Snakefile runs, no SLURM, no servers): about 330 CPU-s, one process.
 test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -ra -m "not e2e and not slurm"
 
