@@ -45,9 +45,7 @@ SUBCOMMAND = {"vanishing", "mlflow"}
 def program(argv: str) -> str:
     """A process's program, from its command line: `vanishing train`, `snakemake`, ..."""
     words = argv.split()
-    if not words:
-        return "python -c"
-    name = Path(words[0]).name
+    name = Path(words[0]).name if words else ""
     if name == "__main__.py":
         name = Path(words[0]).parent.name  # python -m snakemake / vanishing
     if name in ("-c", ""):
@@ -81,8 +79,9 @@ def main() -> None:
         rows = [line.split("\t", 1) for line in log.read_text().splitlines() if "\t" in line]
     cpu, count = defaultdict(float), defaultdict(int)
     for seconds, argv in rows:
-        cpu[program(argv)] += float(seconds)
-        count[program(argv)] += 1
+        name = program(argv)
+        cpu[name] += float(seconds)
+        count[name] += 1
     logged = sum(cpu.values())
     print(f"\n{' '.join(command)}: exit {rc}, {wall:.0f} s wall, {total:.0f} CPU-s in all "
           f"({total / wall:.2f} cores); {logged:.0f} CPU-s in {len(rows)} Python processes "
